@@ -1,0 +1,1 @@
+"""Fleet state, configuration and (later) scheduling policy. Never imports Textual."""

@@ -1,0 +1,3 @@
+from edgetop.tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Workload zoo, feature extraction and the scheduler network (see the workloads issue)."""

@@ -1,0 +1,1 @@
+"""Transports (ssh, local, sim), the host agent and its wire protocol. Never imports Textual."""

@@ -1,0 +1,1 @@
+"""Command line, Textual interface and the headless --auto front."""

@@ -1,0 +1,168 @@
+"""The `edgetop` command line (DESIGN.md section 8 is the contract).
+
+Exit status: 0 success, 1 the job ran but some host failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from edgetop import __version__
+from edgetop.core.checks import platform_summary, version_drift
+from edgetop.core.config import ConfigError, FleetConfig, find_hosts_file, load_config
+from edgetop.core.fleet import FleetSnapshot
+from edgetop.core.monitor import FleetMonitor
+from edgetop.core.report import fleet_dict
+from edgetop.tui import format as fmt
+
+EXIT_OK, EXIT_FLEET_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_TIMEOUT_S = 20.0
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--hosts", type=Path, metavar="FILE", default=argparse.SUPPRESS,
+                        help="fleet file (default: ./hosts.toml, then ~/.config/edgetop/hosts.toml)")
+    common.add_argument("--accept-new-hosts", action="store_true", default=argparse.SUPPRESS,
+                        help="accept and record unknown SSH host keys (changed keys are still refused)")
+
+    parser = argparse.ArgumentParser(
+        prog="edgetop", parents=[common],
+        description="One terminal for a hybrid cloud-edge AI fleet.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgetop {__version__}")
+    parser.add_argument("--auto", action="store_true",
+                        help="unattended: no TTY, fleet status as JSON lines on stdout")
+    parser.add_argument("--log", type=Path, metavar="FILE", help="with --auto: also append to FILE")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR",
+                        help="where deployments and decisions are kept")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    snapshot = commands.add_parser("snapshot", parents=[common],
+                                   help="reach every host once and print the fleet")
+    snapshot.add_argument("--json", action="store_true", help="machine-readable output")
+    snapshot.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S,
+                          help="seconds to wait for every host (default %(default)s)")
+
+    hosts = commands.add_parser("hosts", help="fleet housekeeping")
+    hosts_commands = hosts.add_subparsers(dest="hosts_command", metavar="ACTION", required=True)
+    check = hosts_commands.add_parser("check", parents=[common],
+                                      help="reachability, auth, versions, collectors, drift")
+    check.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S,
+                       help="seconds to wait for every host (default %(default)s)")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> FleetConfig:
+    path = find_hosts_file(getattr(args, "hosts", None), Path.cwd(), Path.home())
+    return load_config(path)
+
+
+async def _settle(config: FleetConfig, args: argparse.Namespace) -> FleetSnapshot:
+    async with FleetMonitor(config, accept_new_hosts=getattr(args, "accept_new_hosts", False)) as m:
+        await m.wait_for(lambda s: s.all_settled, args.timeout)
+        return m.snapshot
+
+
+def _unanswered_reason(timeout: float) -> str:
+    return f"no answer within {timeout:g} s"
+
+
+def cmd_snapshot(config: FleetConfig, args: argparse.Namespace, out: Console) -> int:
+    snap = asyncio.run(_settle(config, args))
+    now = time.time()
+    if args.json:
+        data = fleet_dict(snap, now)
+        for host in data["hosts"]:
+            if host["status"] == "connecting":
+                host["reason"] = _unanswered_reason(args.timeout)
+        print(json.dumps(data, indent=2))
+    else:
+        table = Table("host", "status", "device", "util", "memory", "temp", "power", "quota",
+                      box=None, header_style="bold")
+        for host in snap.hosts:
+            status = host.status.value
+            if not host.answered:
+                reason = host.reason or _unanswered_reason(args.timeout)
+                table.add_row(host.name, f"[red]{status}[/]", reason, "", "", "", "", "")
+                continue
+            for i, d in enumerate(host.devices):
+                table.add_row(
+                    host.name if i == 0 else "", status if i == 0 else "", d.name or d.id,
+                    fmt.pct(d.util), fmt.mem(d.mem_used, d.mem_total), fmt.temp(d.temp_c),
+                    fmt.watts(d.power_w, d.power_limit_w),
+                    fmt.quota(host.cpu_quota, host.mem_limit) if i == 0 else "",
+                )
+        out.print(table)
+    return EXIT_OK if snap.all_answered else EXIT_FLEET_FAILED
+
+
+def cmd_hosts_check(config: FleetConfig, args: argparse.Namespace, out: Console) -> int:
+    snap = asyncio.run(_settle(config, args))
+    table = Table("host", "reach", "auth", "python", "platform", "collectors", box=None,
+                  header_style="bold")
+    for host in snap.hosts:
+        status = host.status.value
+        auth = {"auth-failed": "[red]refused[/]", "host-key-rejected": "[red]host key[/]"}.get(
+            status, "ok" if host.hello else "-")
+        reach = "[green]ok[/]" if host.answered else f"[red]{status}[/]"
+        if host.hello is None:
+            table.add_row(host.name, reach, auth, "-", host.reason or _unanswered_reason(args.timeout), "-")
+            continue
+        collectors = ", ".join(host.hello.working_collectors) or "none"
+        table.add_row(host.name, reach, auth, host.hello.python or "-",
+                      platform_summary(host.hello), collectors)
+    out.print(table)
+    drifts = version_drift(snap.hosts)
+    for drift in drifts:
+        out.print(f"[yellow]drift:[/] {drift}")
+    if not drifts:
+        out.print("no version drift across the fleet")
+    return EXIT_OK if snap.all_answered else EXIT_FLEET_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        err.print(f"edgetop: error: {exc}", markup=False)
+        return EXIT_BAD_INPUT
+    if args.log is not None and not args.auto:
+        parser.error("--log goes with --auto")
+    try:
+        if args.command == "snapshot":
+            return cmd_snapshot(config, args, out)
+        if args.command == "hosts":
+            return cmd_hosts_check(config, args, out)
+        if args.auto:
+            from edgetop.tui.auto import run_auto
+
+            return run_auto(config, args)
+        from edgetop.tui.app import run_app
+
+        return run_app(config, args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,125 @@
+"""Widgets of the fleet view: one panel per host, a summary bar."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from edgetop.core.fleet import FleetSnapshot, HostView
+from edgetop.remote.link import HostStatus
+from edgetop.tui import format as fmt
+
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 24
+STATUS_STYLE = {
+    HostStatus.ONLINE: "bold green",
+    HostStatus.CONNECTING: "yellow",
+    HostStatus.STALE: "yellow",
+    HostStatus.OFFLINE: "bold red",
+    HostStatus.AUTH_FAILED: "bold red",
+    HostStatus.HOST_KEY_REJECTED: "bold red",
+}
+
+
+def sparkline(values: Sequence[float], width: int = SPARK_WIDTH, top: float = 100.0) -> str:
+    """Utilisation history as block characters, newest on the right, scaled to 0..top."""
+    recent = list(values)[-width:]
+    cells = [SPARK_CHARS[min(len(SPARK_CHARS) - 1, int(v / top * len(SPARK_CHARS)))]
+             for v in (max(0.0, min(top, v)) for v in recent)]
+    return "".join(cells).rjust(width)
+
+
+def bar(value: float | None, width: int = 10) -> Text:
+    if value is None:
+        return Text(fmt.NA.ljust(width), style="dim")
+    filled = round(max(0.0, min(100.0, value)) / 100 * width)
+    style = "red" if value >= 90 else "yellow" if value >= 60 else "green"
+    return Text("█" * filled, style=style) + Text("░" * (width - filled), style="dim")
+
+
+class HostPanel(Static):
+    """Live readings of one host; greyed, with their age, once they stop being live."""
+
+    DEFAULT_CSS = """
+    HostPanel {
+        border: round $primary;
+        padding: 0 1;
+        height: auto;
+    }
+    HostPanel.-stale, HostPanel.-down {
+        color: $text-muted;
+        border: round $panel-lighten-2;
+    }
+    HostPanel.-down {
+        border: round $error;
+    }
+    """
+
+    def __init__(self, host: HostView, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.host_name = host.name
+        self.border_title = host.name
+
+    def show(self, host: HostView, now: float) -> None:
+        live = host.status is HostStatus.ONLINE
+        self.set_class(host.status is HostStatus.STALE, "-stale")
+        self.set_class(host.status.is_failure, "-down")
+        subtitle = Text(host.status.value, style=STATUS_STYLE[host.status])
+        if not live and host.samples:
+            subtitle.append(f" · last data {fmt.age(host.age(now))}", style="dim")
+        self.border_subtitle = subtitle
+        self.update(self._body(host))
+
+    def _body(self, host: HostView) -> Table | Text:
+        if not host.devices:
+            return Text(host.reason or "waiting for the first sample…", style="dim")
+        table = Table.grid(padding=(0, 1), expand=True)
+        for _ in range(7):
+            table.add_column(no_wrap=True)
+        for device in host.devices:
+            table.add_row(
+                (device.name or device.id)[:28],
+                bar(device.util),
+                fmt.pct(device.util).rjust(4),
+                fmt.mem(device.mem_used, device.mem_total),
+                fmt.temp(device.temp_c),
+                fmt.watts(device.power_w, device.power_limit_w),
+                Text(sparkline(host.history.get(device.id, ())), style="cyan"),
+            )
+        footer = Text(fmt.quota(host.cpu_quota, host.mem_limit), style="dim")
+        if host.hello is not None:
+            footer.append(f" · {host.hello.hostname}", style="dim")
+        if host.reason:
+            footer.append(f" · {host.reason}", style="red")
+        if host.bad_lines:
+            footer.append(f" · {host.bad_lines} bad lines skipped", style="yellow")
+        table.add_row(footer)
+        return table
+
+
+class FleetSummary(Static):
+    DEFAULT_CSS = """
+    FleetSummary {
+        height: 1;
+        padding: 0 1;
+        background: $boost;
+    }
+    """
+
+    def show(self, snapshot: FleetSnapshot) -> None:
+        total = len(snapshot.hosts)
+        online = snapshot.count(HostStatus.ONLINE)
+        stale = snapshot.count(HostStatus.STALE)
+        down = sum(1 for h in snapshot.hosts if h.status.is_failure)
+        devices = sum(len(h.accelerators()) for h in snapshot.hosts if h.devices)
+        text = Text.assemble(
+            ("hosts ", "bold"), (f"{online}/{total} online", "green"),
+            ("  ·  ", "dim"), (f"{stale} stale", "yellow" if stale else "dim"),
+            ("  ·  ", "dim"), (f"{down} down", "red" if down else "dim"),
+            ("  ·  ", "dim"), f"{devices} accelerators",
+            ("  ·  auto off", "dim"),
+        )
+        self.update(text)
