@@ -101,13 +101,14 @@ class SimDevice:
         rng = self._rng
         self._seq += 1
         cores = [round(rng.uniform(0, 6), 1) for _ in range(self.profile.cpu_cores)]
+        host_used = int(self.host_memory * rng.uniform(0.08, 0.1))
         devices: list[dict[str, Any]] = [
             {
                 "id": "cpu",
                 "kind": "cpu",
                 "util": round(sum(cores) / len(cores), 1),
                 "per_core": cores,
-                "mem_used": int(self.host_memory * rng.uniform(0.08, 0.1)),
+                "mem_used": host_used,
                 "mem_total": self.host_memory,
                 "load": [round(rng.uniform(0, 0.3), 2)] * 3,
                 "procs": 180 + rng.randrange(10),
@@ -122,7 +123,10 @@ class SimDevice:
                 "kind": self.accelerator_kind,
                 "name": self.profile.display_name,
                 "util": round(rng.uniform(0, 3), 1),
-                "mem_used": int(self.profile.memory_bytes * IDLE_MEM_FRACTION),
+                # A Jetson's GPU shares the RAM, so it reports the same used memory.
+                "mem_used": host_used
+                if self.accelerator_kind == "jetson"
+                else int(self.profile.memory_bytes * IDLE_MEM_FRACTION),
                 "mem_total": self.profile.memory_bytes,
                 "temp_c": round(self._temp, 1),
                 "power_w": round(power, 2),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.table import Table
+from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
@@ -13,7 +13,8 @@ from edgetop.remote.link import HostStatus
 from edgetop.tui import format as fmt
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
-SPARK_WIDTH = 24
+SPARK_WIDTH = 20
+NAME_WIDTH = 32
 STATUS_STYLE = {
     HostStatus.ONLINE: "bold green",
     HostStatus.CONNECTING: "yellow",
@@ -73,22 +74,23 @@ class HostPanel(Static):
         self.border_subtitle = subtitle
         self.update(self._body(host))
 
-    def _body(self, host: HostView) -> Table | Text:
+    def _body(self, host: HostView) -> Group | Text:
         if not host.devices:
             return Text(host.reason or "waiting for the first sample…", style="dim")
-        table = Table.grid(padding=(0, 1), expand=True)
-        for _ in range(7):
-            table.add_column(no_wrap=True)
+        lines: list[Text] = []
         for device in host.devices:
-            table.add_row(
-                (device.name or device.id)[:28],
-                bar(device.util),
-                fmt.pct(device.util).rjust(4),
-                fmt.mem(device.mem_used, device.mem_total),
-                fmt.temp(device.temp_c),
-                fmt.watts(device.power_w, device.power_limit_w),
-                Text(sparkline(host.history.get(device.id, ())), style="cyan"),
-            )
+            # Two lines a device keep a panel readable at half a 120-column terminal.
+            head = Text((device.name or device.id)[:NAME_WIDTH].ljust(NAME_WIDTH), style="bold")
+            head.append(" ")
+            head.append_text(bar(device.util))
+            head.append(fmt.pct(device.util).rjust(5))
+            detail = Text(" ")
+            detail.append(fmt.mem(device.mem_used, device.mem_total).ljust(13))
+            detail.append(fmt.temp(device.temp_c).rjust(6))
+            detail.append(fmt.watts(device.power_w, device.power_limit_w).rjust(10))
+            detail.append("  ")
+            detail.append(sparkline(host.history.get(device.id, ()), SPARK_WIDTH), style="cyan")
+            lines += [head, detail]
         footer = Text(fmt.quota(host.cpu_quota, host.mem_limit), style="dim")
         if host.hello is not None:
             footer.append(f" · {host.hello.hostname}", style="dim")
@@ -96,8 +98,8 @@ class HostPanel(Static):
             footer.append(f" · {host.reason}", style="red")
         if host.bad_lines:
             footer.append(f" · {host.bad_lines} bad lines skipped", style="yellow")
-        table.add_row(footer)
-        return table
+        lines.append(footer)
+        return Group(*lines)
 
 
 class FleetSummary(Static):
