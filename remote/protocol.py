@@ -127,7 +127,9 @@ def parse_line(raw: bytes | str) -> AgentMessage:
         raise AgentLineError(f"expected a JSON object, got {type(obj).__name__}")
     version = obj.get("v")
     if version != PROTOCOL_VERSION or isinstance(version, bool):
-        raise AgentLineError(f"protocol version {_clip(repr(version))}, expected {PROTOCOL_VERSION}")
+        raise AgentLineError(
+            f"protocol version {_clip(repr(version))}, expected {PROTOCOL_VERSION}"
+        )
     kind = obj.get("type")
     if kind == "sample":
         return _sample(obj)

@@ -138,8 +138,14 @@ class SimDevice:
                 accel["power_mode"] = self.profile.default_power_mode
                 accel["emc_util"] = round(rng.uniform(0, 4), 1)
             devices.append(accel)
-        return {"v": PROTOCOL_VERSION, "type": "sample", "seq": self._seq, "t": now,
-                "devices": devices, "errors": {}}
+        return {
+            "v": PROTOCOL_VERSION,
+            "type": "sample",
+            "seq": self._seq,
+            "t": now,
+            "devices": devices,
+            "errors": {},
+        }
 
 
 class SimAgentStream(AgentStream):

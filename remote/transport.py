@@ -38,7 +38,7 @@ class Transport(ABC):
     @abstractmethod
     async def start_agent(self, interval: float) -> AgentStream: ...
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027  (optional hook, not abstract)
         """Drop any connection held; the next `start_agent` reconnects."""
 
 
@@ -62,7 +62,9 @@ def agent_argv(python: str, interval: float, source_len: int, *, once: bool = Fa
     return argv
 
 
-def agent_shell_command(python: str, interval: float, source_len: int, *, once: bool = False) -> str:
+def agent_shell_command(
+    python: str, interval: float, source_len: int, *, once: bool = False
+) -> str:
     """The same, as one remote shell command line: every word quoted."""
     return "exec " + shlex.join(agent_argv(python, interval, source_len, once=once))
 

@@ -34,9 +34,14 @@ class LoopbackSSH:
         import sys
 
         lines = [
-            "[[host]]", f'name = "{name}"', 'transport = "ssh"', 'address = "127.0.0.1"',
-            f"port = {self.port}", f'identity = "{self.client_key_path}"',
-            f'known_hosts = "{self.known_hosts_path}"', f'python = "{python or sys.executable}"',
+            "[[host]]",
+            f'name = "{name}"',
+            'transport = "ssh"',
+            'address = "127.0.0.1"',
+            f"port = {self.port}",
+            f'identity = "{self.client_key_path}"',
+            f'known_hosts = "{self.known_hosts_path}"',
+            f'python = "{python or sys.executable}"',
             "interval = 0.2",
         ]
         lines += [f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()]
@@ -55,8 +60,10 @@ async def _start(workdir: Path) -> LoopbackSSH:
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
         state["ssh"].commands.append(process.command or "")
         child = await asyncio.create_subprocess_shell(
-            process.command or "true", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            process.command or "true",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         state["ssh"].children.append(child)
         try:
@@ -69,8 +76,13 @@ async def _start(workdir: Path) -> LoopbackSSH:
                 child.kill()
 
     server = await asyncssh.create_server(
-        None, "127.0.0.1", 0, server_host_keys=[host_key], authorized_client_keys=authorized,
-        process_factory=handle, encoding=None,
+        None,
+        "127.0.0.1",
+        0,
+        server_host_keys=[host_key],
+        authorized_client_keys=authorized,
+        process_factory=handle,
+        encoding=None,
     )
     port = server.sockets[0].getsockname()[1]
     ssh = LoopbackSSH(port, server, host_key, client_key_path, workdir / "known_hosts", workdir)

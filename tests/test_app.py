@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from agentlines import hello, sample
+
 from edgetop.core.config import parse_config
 from edgetop.core.fleet import FleetSnapshot, HostView, apply
 from edgetop.core.monitor import FleetMonitor
@@ -28,24 +29,68 @@ interval = 0.05
 
 def fixed_fleet() -> FleetSnapshot:
     """A fleet in every interesting state, built from protocol lines (deterministic)."""
-    snap = FleetSnapshot((HostView("gpu-a", "ssh", "gpu-server", 1.0),
-                          HostView("orin-7", "ssh", "jetson", 1.0),
-                          HostView("bastion-cpu", "ssh", "cpu", 1.0)))
-    gpu = [{"id": "cpu", "kind": "cpu", "name": "EPYC 7742", "util": 12.0, "mem_used": 40 << 30,
-            "mem_total": 256 << 30},
-           {"id": "gpu0", "kind": "gpu", "name": "NVIDIA H100 80GB HBM3", "util": 100.0,
-            "mem_used": 19818 << 20, "mem_total": 81559 << 20, "temp_c": 59.0, "power_w": 629.0,
-            "power_limit_w": 700.0}]
-    orin = [{"id": "gpu0", "kind": "jetson", "name": "Jetson AGX Orin", "util": 63.0,
-             "mem_used": 6185 << 20, "mem_total": 7620 << 20, "temp_c": 53.3, "power_w": 12.5}]
+    snap = FleetSnapshot(
+        (
+            HostView("gpu-a", "ssh", "gpu-server", 1.0),
+            HostView("orin-7", "ssh", "jetson", 1.0),
+            HostView("bastion-cpu", "ssh", "cpu", 1.0),
+        )
+    )
+    gpu = [
+        {
+            "id": "cpu",
+            "kind": "cpu",
+            "name": "EPYC 7742",
+            "util": 12.0,
+            "mem_used": 40 << 30,
+            "mem_total": 256 << 30,
+        },
+        {
+            "id": "gpu0",
+            "kind": "gpu",
+            "name": "NVIDIA H100 80GB HBM3",
+            "util": 100.0,
+            "mem_used": 19818 << 20,
+            "mem_total": 81559 << 20,
+            "temp_c": 59.0,
+            "power_w": 629.0,
+            "power_limit_w": 700.0,
+        },
+    ]
+    orin = [
+        {
+            "id": "gpu0",
+            "kind": "jetson",
+            "name": "Jetson AGX Orin",
+            "util": 63.0,
+            "mem_used": 6185 << 20,
+            "mem_total": 7620 << 20,
+            "temp_c": 53.3,
+            "power_w": 12.5,
+        }
+    ]
     for seq in range(1, 30):
-        snap = apply(snap, LinkEvent("gpu-a", HostStatus.ONLINE, 100.0 + seq,
-                                     sample=parse_line(sample(seq, devices=gpu))))  # type: ignore[arg-type]
-    snap = apply(snap, LinkEvent("gpu-a", HostStatus.ONLINE, 101.0, hello=parse_line(hello(hostname="gpu-a.dc1"))))  # type: ignore[arg-type]
-    snap = apply(snap, LinkEvent("orin-7", HostStatus.ONLINE, 110.0, sample=parse_line(sample(1, devices=orin))))  # type: ignore[arg-type]
+        snap = apply(
+            snap,
+            LinkEvent(
+                "gpu-a", HostStatus.ONLINE, 100.0 + seq, sample=parse_line(sample(seq, devices=gpu))
+            ),
+        )  # type: ignore[arg-type]
+    snap = apply(
+        snap,
+        LinkEvent("gpu-a", HostStatus.ONLINE, 101.0, hello=parse_line(hello(hostname="gpu-a.dc1"))),
+    )  # type: ignore[arg-type]
+    snap = apply(
+        snap,
+        LinkEvent("orin-7", HostStatus.ONLINE, 110.0, sample=parse_line(sample(1, devices=orin))),
+    )  # type: ignore[arg-type]
     snap = apply(snap, LinkEvent("orin-7", HostStatus.STALE, 113.0, reason="no sample for 3 s"))
-    snap = apply(snap, LinkEvent("bastion-cpu", HostStatus.OFFLINE, 120.0,
-                                 reason="127.0.0.9:22: connection refused"))
+    snap = apply(
+        snap,
+        LinkEvent(
+            "bastion-cpu", HostStatus.OFFLINE, 120.0, reason="127.0.0.9:22: connection refused"
+        ),
+    )
     return snap
 
 

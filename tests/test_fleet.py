@@ -1,11 +1,14 @@
 from agentlines import hello, sample
+
 from edgetop.core.fleet import HISTORY_LEN, FleetSnapshot, HostView, apply
 from edgetop.remote.link import HostStatus, LinkEvent
 from edgetop.remote.protocol import Hello, Sample, parse_line
 
 
 def fleet() -> FleetSnapshot:
-    return FleetSnapshot((HostView("a", "ssh", "cpu", 1.0), HostView("b", "sim", "gpu-server", 1.0)))
+    return FleetSnapshot(
+        (HostView("a", "ssh", "cpu", 1.0), HostView("b", "sim", "gpu-server", 1.0))
+    )
 
 
 def ev(status: HostStatus, at: float = 0.0, **kw: object) -> LinkEvent:
@@ -56,7 +59,9 @@ def test_bad_lines_are_counted_not_fatal() -> None:
 def test_history_is_bounded_and_ordered() -> None:
     snap = fleet()
     for seq in range(HISTORY_LEN + 10):
-        snap = apply(snap, ev(HostStatus.ONLINE, float(seq), sample=sample_msg(seq, util=seq % 100)))
+        snap = apply(
+            snap, ev(HostStatus.ONLINE, float(seq), sample=sample_msg(seq, util=seq % 100))
+        )
     history = snap.host("a").history["cpu"]
     assert len(history) == HISTORY_LEN
     assert history[-1] == (HISTORY_LEN + 9) % 100

@@ -3,6 +3,7 @@ import random
 
 from agentlines import hello, sample
 from doubles import ScriptedTransport
+
 from edgetop.remote.errors import AuthError, ConnectError, HostKeyError
 from edgetop.remote.link import Backoff, HostLink, HostStatus, LinkEvent
 
@@ -67,21 +68,32 @@ async def test_end_of_stream_goes_offline_with_reason_and_reconnects() -> None:
 
 
 async def test_failures_map_to_their_statuses() -> None:
-    transport = ScriptedTransport([
-        AuthError("authentication failed for root@x:22"),
-        HostKeyError("host key for x is not in known_hosts"),
-        ConnectError("x:22: connection refused"),
-        [hello(), sample(1)],
-    ])
+    transport = ScriptedTransport(
+        [
+            AuthError("authentication failed for root@x:22"),
+            HostKeyError("host key for x is not in known_hosts"),
+            ConnectError("x:22: connection refused"),
+            [hello(), sample(1)],
+        ]
+    )
     events = await run_link(transport, lambda ev: any(e.sample for e in ev))
-    assert statuses(events) == ["connecting", "auth-failed", "connecting", "host-key-rejected",
-                                "connecting", "offline", "connecting", "online"]
+    assert statuses(events) == [
+        "connecting",
+        "auth-failed",
+        "connecting",
+        "host-key-rejected",
+        "connecting",
+        "offline",
+        "connecting",
+        "online",
+    ]
     assert "connection refused" in next(e.reason for e in events if e.status is HostStatus.OFFLINE)
 
 
 async def test_agent_error_line_ends_the_session() -> None:
-    transport = ScriptedTransport([[hello(), b'{"v":1,"type":"error","message":"disk full"}\n'],
-                                   [hello(), sample(1)]])
+    transport = ScriptedTransport(
+        [[hello(), b'{"v":1,"type":"error","message":"disk full"}\n'], [hello(), sample(1)]]
+    )
     events = await run_link(transport, lambda ev: any(e.sample for e in ev))
     assert any(e.status is HostStatus.OFFLINE and "disk full" in (e.reason or "") for e in events)
 
@@ -90,7 +102,9 @@ async def test_one_dead_host_never_stalls_another() -> None:
     events: list[LinkEvent] = []
     dead = ScriptedTransport([])  # start_agent never returns: a host that swallows packets
     alive = ScriptedTransport([[hello(), sample(1), sample(2), sample(3)]])
-    links = [HostLink(n, t, 0.05, events.append, FAST) for n, t in (("dead", dead), ("alive", alive))]
+    links = [
+        HostLink(n, t, 0.05, events.append, FAST) for n, t in (("dead", dead), ("alive", alive))
+    ]
     tasks = [asyncio.create_task(link.run()) for link in links]
     for _ in range(200):
         if sum(1 for e in events if e.host == "alive" and e.sample) == 3:

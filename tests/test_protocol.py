@@ -1,10 +1,11 @@
+import contextlib
 import json
 
 import pytest
+from agentlines import hello, sample
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentlines import hello, sample
 from edgetop.remote.errors import AgentLineError
 from edgetop.remote.protocol import Hello, Sample, parse_line
 
@@ -19,9 +20,20 @@ def test_hello_is_typed() -> None:
 
 
 def test_sample_keeps_nulls_as_not_available() -> None:
-    line = sample(3, devices=[{"id": "gpu0", "kind": "gpu", "util": None, "mem_used": 5,
-                               "mem_total": 10, "throttle": ["sw_power_cap"],
-                               "processes": [{"pid": 7, "name": "burn", "mem_used": 3}]}])
+    line = sample(
+        3,
+        devices=[
+            {
+                "id": "gpu0",
+                "kind": "gpu",
+                "util": None,
+                "mem_used": 5,
+                "mem_total": 10,
+                "throttle": ["sw_power_cap"],
+                "processes": [{"pid": 7, "name": "burn", "mem_used": 3}],
+            }
+        ],
+    )
     msg = parse_line(line)
     assert isinstance(msg, Sample)
     gpu = msg.devices[0]
@@ -41,10 +53,16 @@ def test_sample_keeps_nulls_as_not_available() -> None:
         (b'{"v": 1, "type": "bogus"}', "unknown message type"),
         (b'{"v": 1, "type": "sample", "seq": 1}', "without 'seq' or 't'"),
         (b'{"v": 1, "type": "sample", "seq": "x", "t": 1}', "'seq'"),
-        (b'{"v": 1, "type": "sample", "seq": 1, "t": 1, "devices": [{"id": "a", "kind": "tpu"}]}',
-         "device kind"),
-        (b'{"v": 1, "type": "sample", "seq": 1, "t": 1, "devices": [{"id": "a", "kind": "cpu",'
-         b' "util": NaN}]}', "'util'"),
+        (
+            b'{"v": 1, "type": "sample", "seq": 1, "t": 1,'
+            b' "devices": [{"id": "a", "kind": "tpu"}]}',
+            "device kind",
+        ),
+        (
+            b'{"v": 1, "type": "sample", "seq": 1, "t": 1, "devices": [{"id": "a", "kind": "cpu",'
+            b' "util": NaN}]}',
+            "'util'",
+        ),
         (b'{"v": 1, "type": "hello"}', "'agent'"),
     ],
 )
@@ -60,26 +78,44 @@ def test_oversized_line_is_rejected_without_parsing() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_escape_as_other_errors(raw: bytes) -> None:
-    try:
+    with contextlib.suppress(AgentLineError):
         parse_line(raw)
-    except AgentLineError:
-        pass
 
 
-@given(st.dictionaries(
-    st.sampled_from(["v", "type", "seq", "t", "devices", "errors", "agent", "hostname", "cgroup",
-                     "collectors", "message", "id", "kind", "util"]),
-    json_values, max_size=8))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "v",
+                "type",
+                "seq",
+                "t",
+                "devices",
+                "errors",
+                "agent",
+                "hostname",
+                "cgroup",
+                "collectors",
+                "message",
+                "id",
+                "kind",
+                "util",
+            ]
+        ),
+        json_values,
+        max_size=8,
+    )
+)
 def test_structured_garbage_never_escapes(obj: dict) -> None:
     obj.setdefault("v", 1)
-    try:
+    with contextlib.suppress(AgentLineError):
         parse_line(json.dumps(obj))
-    except AgentLineError:
-        pass

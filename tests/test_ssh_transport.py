@@ -6,6 +6,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from sshserver import LoopbackSSH
 
 from edgetop.core.config import parse_config
 from edgetop.core.monitor import FleetMonitor
@@ -13,14 +14,17 @@ from edgetop.remote.errors import AuthError, HostKeyError
 from edgetop.remote.link import Backoff, HostStatus
 from edgetop.remote.protocol import Hello, Sample, parse_line
 from edgetop.remote.ssh import SSHTarget, SSHTransport
-from sshserver import LoopbackSSH, loopback_ssh  # noqa: F401
 
 FAST = Backoff(base_s=0.05, cap_s=0.2)
 
 
 def target(ssh: LoopbackSSH, **kw: object) -> SSHTarget:
-    options = {"address": "127.0.0.1", "port": ssh.port, "identity": str(ssh.client_key_path),
-               "known_hosts": str(ssh.known_hosts_path)}
+    options = {
+        "address": "127.0.0.1",
+        "port": ssh.port,
+        "identity": str(ssh.client_key_path),
+        "known_hosts": str(ssh.known_hosts_path),
+    }
     options.update(kw)
     return SSHTarget(**options)  # type: ignore[arg-type]
 
@@ -36,7 +40,9 @@ async def read_messages(transport: SSHTransport, count: int) -> list[object]:
 
 async def test_agent_runs_over_ssh_and_streams(loopback_ssh: LoopbackSSH) -> None:
     loopback_ssh.trust()
-    hello, first, second = await read_messages(SSHTransport(target(loopback_ssh), sys.executable), 3)
+    hello, first, second = await read_messages(
+        SSHTransport(target(loopback_ssh), sys.executable), 3
+    )
     assert isinstance(hello, Hello) and hello.agent
     assert isinstance(first, Sample) and isinstance(second, Sample)
     assert second.seq == first.seq + 1
@@ -52,7 +58,7 @@ async def test_closing_the_stream_ends_the_remote_agent(loopback_ssh: LoopbackSS
 
 
 async def test_unknown_host_key_is_refused_by_default(loopback_ssh: LoopbackSSH) -> None:
-    with pytest.raises(HostKeyError, match="is not in .*--accept-new-hosts"):
+    with pytest.raises(HostKeyError, match=r"is not in .*--accept-new-hosts"):
         await SSHTransport(target(loopback_ssh), sys.executable).start_agent(0.2)
     assert not loopback_ssh.commands  # nothing ran on an unverified host
 
@@ -63,8 +69,9 @@ async def test_accept_new_records_the_key_then_checks_it(loopback_ssh: LoopbackS
     assert isinstance(messages[0], Hello)
     assert loopback_ssh.known_hosts_path.read_text() == loopback_ssh.known_hosts_line
     # Now known: a strict transport connects without the opt-in.
-    assert isinstance((await read_messages(SSHTransport(target(loopback_ssh), sys.executable), 1))[0],
-                      Hello)
+    assert isinstance(
+        (await read_messages(SSHTransport(target(loopback_ssh), sys.executable), 1))[0], Hello
+    )
 
 
 async def test_changed_host_key_is_refused_even_with_accept_new(loopback_ssh: LoopbackSSH) -> None:
@@ -118,9 +125,9 @@ async def test_monitor_sees_host_go_offline_and_come_back(loopback_ssh: Loopback
         for child in loopback_ssh.children:  # the agent dies on the host
             child.kill()
         assert await monitor.wait_for(lambda s: s.host("ssh-1").status is HostStatus.OFFLINE, 20)
-        assert "killed by signal" in (monitor.snapshot.host("ssh-1").reason or "") or \
-            "status" in (monitor.snapshot.host("ssh-1").reason or "")
+        assert "killed by signal" in (monitor.snapshot.host("ssh-1").reason or "") or "status" in (
+            monitor.snapshot.host("ssh-1").reason or ""
+        )
         before = monitor.snapshot.host("ssh-1").samples
         assert await monitor.wait_for(lambda s: s.host("ssh-1").samples > before + 1, 20)
         assert monitor.snapshot.host("ssh-1").status is HostStatus.ONLINE
-

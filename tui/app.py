@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from textual.app import App, ComposeResult
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Footer, Header
@@ -23,7 +25,10 @@ REFRESH_S = 0.25  # redraw at most this often, however many hosts report in betw
 class EdgetopApp(App[int]):
     TITLE = "edgetop"
     CSS_PATH = "edgetop.tcss"
-    BINDINGS = [("q", "quit", "Quit"), ("d", "toggle_dark", "Dark/light")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        ("q", "quit", "Quit"),
+        ("d", "toggle_dark", "Dark/light"),
+    ]
 
     fleet: reactive[FleetSnapshot | None] = reactive(None, always_update=True)
 

@@ -36,12 +36,19 @@ def status_change_record(before: str | None, event: LinkEvent) -> dict[str, Any]
     """A `host` record when a host's status changed, else None."""
     if event.status.value == before:
         return None
-    return {"type": "host", "at": event.at, "host": event.host, "status": event.status.value,
-            "previous": before, "reason": event.reason}
+    return {
+        "type": "host",
+        "at": event.at,
+        "host": event.host,
+        "status": event.status.value,
+        "previous": before,
+        "reason": event.reason,
+    }
 
 
-async def stream_fleet(config: FleetConfig, out: JsonLines, stop: asyncio.Event,
-                       accept_new_hosts: bool = False) -> None:
+async def stream_fleet(
+    config: FleetConfig, out: JsonLines, stop: asyncio.Event, accept_new_hosts: bool = False
+) -> None:
     monitor = FleetMonitor(config, accept_new_hosts=accept_new_hosts)
     last: dict[str, str] = {}
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,35 +39,59 @@ def _positive(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--hosts", type=Path, metavar="FILE", default=argparse.SUPPRESS,
-                        help="fleet file (default: ./hosts.toml, then ~/.config/edgetop/hosts.toml)")
-    common.add_argument("--accept-new-hosts", action="store_true", default=argparse.SUPPRESS,
-                        help="accept and record unknown SSH host keys (changed keys are still refused)")
+    common.add_argument(
+        "--hosts",
+        type=Path,
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="fleet file (default: ./hosts.toml, then ~/.config/edgetop/hosts.toml)",
+    )
+    common.add_argument(
+        "--accept-new-hosts",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="accept and record unknown SSH host keys (changed keys are still refused)",
+    )
 
     parser = argparse.ArgumentParser(
-        prog="edgetop", parents=[common],
+        prog="edgetop",
+        parents=[common],
         description="One terminal for a hybrid cloud-edge AI fleet.",
     )
     parser.add_argument("--version", action="version", version=f"edgetop {__version__}")
-    parser.add_argument("--auto", action="store_true",
-                        help="unattended: no TTY, fleet status as JSON lines on stdout")
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="unattended: no TTY, fleet status as JSON lines on stdout",
+    )
     parser.add_argument("--log", type=Path, metavar="FILE", help="with --auto: also append to FILE")
-    parser.add_argument("--state-dir", type=Path, metavar="DIR",
-                        help="where deployments and decisions are kept")
+    parser.add_argument(
+        "--state-dir", type=Path, metavar="DIR", help="where deployments and decisions are kept"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    snapshot = commands.add_parser("snapshot", parents=[common],
-                                   help="reach every host once and print the fleet")
+    snapshot = commands.add_parser(
+        "snapshot", parents=[common], help="reach every host once and print the fleet"
+    )
     snapshot.add_argument("--json", action="store_true", help="machine-readable output")
-    snapshot.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S,
-                          help="seconds to wait for every host (default %(default)s)")
+    snapshot.add_argument(
+        "--timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds to wait for every host (default %(default)s)",
+    )
 
     hosts = commands.add_parser("hosts", help="fleet housekeeping")
     hosts_commands = hosts.add_subparsers(dest="hosts_command", metavar="ACTION", required=True)
-    check = hosts_commands.add_parser("check", parents=[common],
-                                      help="reachability, auth, versions, collectors, drift")
-    check.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S,
-                       help="seconds to wait for every host (default %(default)s)")
+    check = hosts_commands.add_parser(
+        "check", parents=[common], help="reachability, auth, versions, collectors, drift"
+    )
+    check.add_argument(
+        "--timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds to wait for every host (default %(default)s)",
+    )
     return parser
 
 
@@ -97,8 +120,18 @@ def cmd_snapshot(config: FleetConfig, args: argparse.Namespace, out: Console) ->
                 host["reason"] = _unanswered_reason(args.timeout)
         print(json.dumps(data, indent=2))
     else:
-        table = Table("host", "status", "device", "util", "memory", "temp", "power", "quota",
-                      box=None, header_style="bold")
+        table = Table(
+            "host",
+            "status",
+            "device",
+            "util",
+            "memory",
+            "temp",
+            "power",
+            "quota",
+            box=None,
+            header_style="bold",
+        )
         for host in snap.hosts:
             status = host.status.value
             if not host.answered:
@@ -107,8 +140,12 @@ def cmd_snapshot(config: FleetConfig, args: argparse.Namespace, out: Console) ->
                 continue
             for i, d in enumerate(host.devices):
                 table.add_row(
-                    host.name if i == 0 else "", status if i == 0 else "", d.name or d.id,
-                    fmt.pct(d.util), fmt.mem(d.mem_used, d.mem_total), fmt.temp(d.temp_c),
+                    host.name if i == 0 else "",
+                    status if i == 0 else "",
+                    d.name or d.id,
+                    fmt.pct(d.util),
+                    fmt.mem(d.mem_used, d.mem_total),
+                    fmt.temp(d.temp_c),
                     fmt.watts(d.power_w, d.power_limit_w),
                     fmt.quota(host.cpu_quota, host.mem_limit) if i == 0 else "",
                 )
@@ -118,19 +155,29 @@ def cmd_snapshot(config: FleetConfig, args: argparse.Namespace, out: Console) ->
 
 def cmd_hosts_check(config: FleetConfig, args: argparse.Namespace, out: Console) -> int:
     snap = asyncio.run(_settle(config, args))
-    table = Table("host", "reach", "auth", "python", "platform", "collectors", box=None,
-                  header_style="bold")
+    table = Table(
+        "host", "reach", "auth", "python", "platform", "collectors", box=None, header_style="bold"
+    )
     for host in snap.hosts:
         status = host.status.value
         auth = {"auth-failed": "[red]refused[/]", "host-key-rejected": "[red]host key[/]"}.get(
-            status, "ok" if host.hello else "-")
+            status, "ok" if host.hello else "-"
+        )
         reach = "[green]ok[/]" if host.answered else f"[red]{status}[/]"
         if host.hello is None:
-            table.add_row(host.name, reach, auth, "-", host.reason or _unanswered_reason(args.timeout), "-")
+            table.add_row(
+                host.name, reach, auth, "-", host.reason or _unanswered_reason(args.timeout), "-"
+            )
             continue
         collectors = ", ".join(host.hello.working_collectors) or "none"
-        table.add_row(host.name, reach, auth, host.hello.python or "-",
-                      platform_summary(host.hello), collectors)
+        table.add_row(
+            host.name,
+            reach,
+            auth,
+            host.hello.python or "-",
+            platform_summary(host.hello),
+            collectors,
+        )
     out.print(table)
     drifts = version_drift(snap.hosts)
     for drift in drifts:

@@ -28,8 +28,10 @@ STATUS_STYLE = {
 def sparkline(values: Sequence[float], width: int = SPARK_WIDTH, top: float = 100.0) -> str:
     """Utilisation history as block characters, newest on the right, scaled to 0..top."""
     recent = list(values)[-width:]
-    cells = [SPARK_CHARS[min(len(SPARK_CHARS) - 1, int(v / top * len(SPARK_CHARS)))]
-             for v in (max(0.0, min(top, v)) for v in recent)]
+    cells = [
+        SPARK_CHARS[min(len(SPARK_CHARS) - 1, int(v / top * len(SPARK_CHARS)))]
+        for v in (max(0.0, min(top, v)) for v in recent)
+    ]
     return "".join(cells).rjust(width)
 
 
@@ -118,10 +120,14 @@ class FleetSummary(Static):
         down = sum(1 for h in snapshot.hosts if h.status.is_failure)
         devices = sum(len(h.accelerators()) for h in snapshot.hosts if h.devices)
         text = Text.assemble(
-            ("hosts ", "bold"), (f"{online}/{total} online", "green"),
-            ("  ·  ", "dim"), (f"{stale} stale", "yellow" if stale else "dim"),
-            ("  ·  ", "dim"), (f"{down} down", "red" if down else "dim"),
-            ("  ·  ", "dim"), f"{devices} accelerators",
+            ("hosts ", "bold"),
+            (f"{online}/{total} online", "green"),
+            ("  ·  ", "dim"),
+            (f"{stale} stale", "yellow" if stale else "dim"),
+            ("  ·  ", "dim"),
+            (f"{down} down", "red" if down else "dim"),
+            ("  ·  ", "dim"),
+            f"{devices} accelerators",
             ("  ·  auto off", "dim"),
         )
         self.update(text)
