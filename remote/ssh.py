@@ -170,10 +170,13 @@ class SSHAgentStream(AgentStream):
     async def close(self) -> None:
         with contextlib.suppress(asyncssh.Error, OSError):
             self._process.stdin.write_eof()
+        # The agent exits on EOF; waiting briefly lets its exit status arrive for the reason.
+        with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError, TimeoutError):
+            await self._process.wait(check=False, timeout=2)
         self._process.close()
-        with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._process.wait_closed(), timeout=5)
-        self._stderr_task.cancel()
+        # Let the stderr tail arrive: it is the only explanation of a failed start.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._stderr_task, timeout=1)
 
     def exit_reason(self) -> str:
         status = self._process.exit_status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,12 +67,32 @@ async def _start(workdir: Path) -> LoopbackSSH:
             stderr=asyncio.subprocess.PIPE,
         )
         state["ssh"].children.append(child)
+
+        async def pump_in() -> None:
+            # The command may exit without reading its stdin (a missing interpreter): ignore.
+            with contextlib.suppress(OSError, asyncssh.Error):
+                while data := await process.stdin.read(65536):
+                    child.stdin.write(data)
+                    await child.stdin.drain()
+                child.stdin.close()
+
+        async def pump_out(source: asyncio.StreamReader, sink: asyncssh.SSHWriter) -> None:
+            with contextlib.suppress(OSError, asyncssh.Error):
+                while data := await source.read(65536):
+                    sink.write(data)
+
+        feeder = asyncio.ensure_future(pump_in())
         try:
-            await process.redirect(stdin=child.stdin, stdout=child.stdout, stderr=child.stderr)
+            await asyncio.gather(
+                pump_out(child.stdout, process.stdout), pump_out(child.stderr, process.stderr)
+            )
             status = await child.wait()
-            await process.stdout.drain()
-            process.exit(status)
+            if status < 0:  # as sshd reports a command killed by a signal
+                process.exit_with_signal(signal.Signals(-status).name[3:])
+            else:
+                process.exit(status)
         finally:
+            feeder.cancel()
             if child.returncode is None:
                 child.kill()
 
