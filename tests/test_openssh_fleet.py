@@ -1,12 +1,14 @@
-"""edgetop against real OpenSSH sshd processes, each in its own cgroup on its own loopback address."""
+"""edgetop against real OpenSSH sshd processes, each in its own cgroup and loopback address."""
 
 import sys
+from dataclasses import replace
+
+from testbed import TestbedFactory
 
 from edgetop.core.config import parse_config
 from edgetop.core.fleet import FleetSnapshot
 from edgetop.core.monitor import FleetMonitor
 from edgetop.remote.link import Backoff, HostStatus
-from testbed import TestbedFactory
 
 MIB = 1 << 20
 SPECS = [(0.5, 256 * MIB), (1.0, 384 * MIB), (1.5, 512 * MIB)]
@@ -57,3 +59,20 @@ async def test_fleet_sees_quotas_survives_a_dead_host_and_recovers(
         assert await monitor.wait_for(lambda s: s.host(victim.name).samples > again + 1, 60)
         assert monitor.snapshot.host(victim.name).status is HostStatus.ONLINE
         assert all(monitor.snapshot.host(o.name).status is HostStatus.ONLINE for o in others)
+
+
+async def test_host_behind_a_bastion_is_reached_through_it(openssh_testbed: TestbedFactory) -> None:
+    bastion, inner = openssh_testbed([(0.5, 256 * MIB), (1.0, 256 * MIB)])
+    config = parse_config(openssh_testbed.testbed(bastion).hosts_toml(sys.executable), "tb.toml")
+    config = replace(
+        config,
+        hosts=tuple(
+            replace(h, jump=bastion.name) if h.name == inner.name else h for h in config.hosts
+        ),
+    )
+    async with FleetMonitor(config, backoff=FAST) as monitor:
+        assert await monitor.wait_for(lambda s: all(h.samples >= 2 for h in s.hosts), 60)
+        assert monitor.snapshot.host(inner.name).cpu_quota == inner.cpu_quota
+        # The inner host's only path is the bastion: lose it and the inner host goes too.
+        openssh_testbed.kill(bastion)
+        assert await monitor.wait_for(lambda s: s.host(inner.name).status is HostStatus.OFFLINE, 30)
