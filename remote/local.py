@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import sys
 
+from edgetop.remote.agent import agent_source
 from edgetop.remote.errors import AgentError
 from edgetop.remote.transport import (
     AgentStream,
     StderrTail,
     Transport,
     agent_argv,
-    agent_source,
     describe_exit,
 )
 

@@ -17,13 +17,13 @@ from typing import Any
 
 import asyncssh
 
+from edgetop.remote.agent import agent_source
 from edgetop.remote.errors import AgentError, AuthError, ConnectError, HostKeyError
 from edgetop.remote.transport import (
     AgentStream,
     StderrTail,
     Transport,
     agent_shell_command,
-    agent_source,
     describe_exit,
 )
 

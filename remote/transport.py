@@ -10,9 +10,7 @@ from __future__ import annotations
 import shlex
 from abc import ABC, abstractmethod
 from collections import deque
-from pathlib import Path
 
-AGENT_PATH = Path(__file__).with_name("agent.py")
 STDERR_TAIL_LINES = 5
 
 
@@ -40,10 +38,6 @@ class Transport(ABC):
 
     async def close(self) -> None:  # noqa: B027  (optional hook, not abstract)
         """Drop any connection held; the next `start_agent` reconnects."""
-
-
-def agent_source() -> bytes:
-    return AGENT_PATH.read_bytes()
 
 
 def agent_argv(python: str, interval: float, source_len: int, *, once: bool = False) -> list[str]:
