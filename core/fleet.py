@@ -66,12 +66,18 @@ class HostView:
 class FleetSnapshot:
     hosts: tuple[HostView, ...]
     at: float = 0.0
+    # name -> position in `hosts`; host names never change, so every snapshot shares it.
+    index: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if len(self.index) != len(self.hosts):
+            positions = {h.name: i for i, h in enumerate(self.hosts)}
+            object.__setattr__(self, "index", MappingProxyType(positions))
 
     def host(self, name: str) -> HostView:
-        for host in self.hosts:
-            if host.name == name:
-                return host
-        raise KeyError(name)
+        return self.hosts[self.index[name]]
 
     def count(self, *statuses: HostStatus) -> int:
         return sum(1 for h in self.hosts if h.status in statuses)
@@ -129,5 +135,11 @@ def apply_event(host: HostView, event: LinkEvent) -> HostView:
 
 
 def apply(snapshot: FleetSnapshot, event: LinkEvent) -> FleetSnapshot:
-    hosts = tuple(apply_event(h, event) if h.name == event.host else h for h in snapshot.hosts)
-    return FleetSnapshot(hosts, at=event.at)
+    # Found by index, not by scanning: at 200 hosts x 1 Hz a scan per event is O(N^2)/s.
+    i = snapshot.index.get(event.host)
+    if i is None:
+        return snapshot
+    old = snapshot.hosts[i]
+    new = apply_event(old, event)
+    hosts = snapshot.hosts if new is old else (*snapshot.hosts[:i], new, *snapshot.hosts[i + 1 :])
+    return FleetSnapshot(hosts, at=event.at, index=snapshot.index)

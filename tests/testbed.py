@@ -212,7 +212,10 @@ class OpenSSHTestbed:
         self.cgroup_name = f"edgetop-test-{os.getpid()}-{secrets.token_hex(4)}"
         self._hosts: dict[str, _Host] = {}
         self._parents: dict[str, Path] = {}  # controller -> the testbed's own cgroup dir
-        self._extra_config: list[str] = []
+        # bash started by sshd reads ~/.bashrc even for a command unless SHLVL is set; this
+        # machine's root .bashrc runs `pyenv init` (a global lock per start), which a stock
+        # fleet host would not. Setting it keeps the testbed's cost the OpenSSH cost alone.
+        self._extra_config: list[str] = ["SetEnv SHLVL=1"]
 
     # -- lifecycle -------------------------------------------------------------------------
 
