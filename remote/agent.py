@@ -1,16 +1,24 @@
+# The agent runs on the hosts' own Python, down to 3.6 (JetPack 4): typing generics, not PEP
+# 585/604 syntax, whatever the repo's target-version says.
+# ruff: noqa: UP006, UP007, UP035, UP045
 """edgetop host agent: one JSON line per interval about this host's CPU, GPUs and Jetson SoC.
 
 Wire protocol: docs/agent-protocol.md. The controller sends this file over SSH stdin and execs
 it with a one-line bootstrap (`__name__ == "__edgetop_agent__"`); tests and the controller also
 import it as `edgetop.remote.agent`, which starts nothing.
 
-Host-side constraints: Python >= 3.8, standard library only at import time. pynvml, psutil and
-jtop are optional and imported inside try/except when a collector starts. Everything parseable
-is a pure function of text (tested against real captures); I/O lives in the collectors and in
-`main`. A value that cannot be read is null, never a guess.
-"""
+Host-side constraints: Python >= 3.6 (JetPack 4 / L4T R32 Jetsons ship 3.6.9), standard library
+only at import time. pynvml, psutil and jtop are optional and imported inside try/except when a
+collector starts. Everything parseable is a pure function of text (tested against real
+captures); I/O lives in the collectors and in `main`. A value that cannot be read is null, never
+a guess.
 
-from __future__ import annotations
+Python 3.6 rules for this file (tests/test_agent_process.py runs it on every interpreter it
+finds): no `from __future__ import annotations`, so annotations in signatures, at module and at
+class level are evaluated: use typing's Optional/List/Dict/... (never `X | Y` or `list[int]`)
+and quote names not yet defined. No dataclasses, `subprocess.run(capture_output=, text=)`,
+walrus, positional-only parameters, `asyncio.run` or other 3.7+ API.
+"""
 
 import argparse
 import contextlib
@@ -26,9 +34,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 AGENT_VERSION = "1.0.0"
 PROTOCOL_VERSION = 1
@@ -47,9 +54,9 @@ def agent_source() -> bytes:
 class _NotAvailable:
     """Sentinel for "this one reading failed"; becomes null on the wire."""
 
-    _instance: _NotAvailable | None = None
+    _instance: Optional["_NotAvailable"] = None
 
-    def __new__(cls) -> _NotAvailable:
+    def __new__(cls) -> "_NotAvailable":
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -74,7 +81,7 @@ def _errstr(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def _read_text(path: str, limit: int = 1 << 20) -> str | None:
+def _read_text(path: str, limit: int = 1 << 20) -> Optional[str]:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             return fh.read(limit)
@@ -82,7 +89,7 @@ def _read_text(path: str, limit: int = 1 << 20) -> str | None:
         return None
 
 
-def _read_bytes(path: str, limit: int = 1 << 16) -> bytes | None:
+def _read_bytes(path: str, limit: int = 1 << 16) -> Optional[bytes]:
     try:
         with open(path, "rb") as fh:
             return fh.read(limit)
@@ -97,14 +104,14 @@ def _under(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def _int(text: Any) -> int | None:
+def _int(text: Any) -> Optional[int]:
     try:
         return int(str(text).strip())
     except (TypeError, ValueError):
         return None
 
 
-def _float(value: Any) -> float | None:
+def _float(value: Any) -> Optional[float]:
     """A finite float or None: NaN/inf would make the line invalid JSON."""
     if value is None or value is NA or isinstance(value, bool):
         return None
@@ -128,7 +135,7 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def _run(argv: list[str], timeout: float) -> tuple[int | None, str]:
+def _run(argv: List[str], timeout: float) -> Tuple[Optional[int], str]:
     """Run a short command; (returncode or None when it could not run/finish, output)."""
     try:
         proc = subprocess.run(
@@ -153,7 +160,7 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def _which(name: str, extra_dirs: Iterable[str] = ()) -> str | None:
+def _which(name: str, extra_dirs: Iterable[str] = ()) -> Optional[str]:
     """shutil.which, plus sbin/bin dirs a non-login SSH PATH often lacks."""
     found = shutil.which(name)
     if found:
@@ -170,9 +177,9 @@ def _which(name: str, extra_dirs: Iterable[str] = ()) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_os_release(text: str) -> dict[str, str]:
+def parse_os_release(text: str) -> Dict[str, str]:
     """/etc/os-release KEY=value lines (values optionally quoted)."""
-    out: dict[str, str] = {}
+    out: Dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
@@ -188,7 +195,7 @@ def parse_os_release(text: str) -> dict[str, str]:
 _TEGRA_RELEASE_RE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)\.(\d+)")
 
 
-def parse_nv_tegra_release(text: str) -> str | None:
+def parse_nv_tegra_release(text: str) -> Optional[str]:
     """'# R35 (release), REVISION: 4.1, ...' -> 'R35.4.1'."""
     m = _TEGRA_RELEASE_RE.search(text)
     if not m:
@@ -225,7 +232,7 @@ _JETPACK_BY_L4T = {
 }
 
 
-def jetpack_for_l4t(l4t: str | None) -> str | None:
+def jetpack_for_l4t(l4t: Optional[str]) -> Optional[str]:
     if not l4t:
         return None
     if l4t in _JETPACK_BY_L4T:
@@ -236,7 +243,7 @@ def jetpack_for_l4t(l4t: str | None) -> str | None:
     return None
 
 
-def parse_nvpmodel(text: str) -> str | None:
+def parse_nvpmodel(text: str) -> Optional[str]:
     """`nvpmodel -q` output -> mode name. Other lines (mode id, 'NV Fan Mode', 'NVPM ERROR'
     when run without root) are ignored."""
     for line in text.splitlines():
@@ -246,9 +253,9 @@ def parse_nvpmodel(text: str) -> str | None:
     return None
 
 
-def parse_cpuinfo_model(text: str) -> str | None:
+def parse_cpuinfo_model(text: str) -> Optional[str]:
     """CPU model from /proc/cpuinfo: x86 'model name', ARM 'model name'/'Model'/'Hardware'."""
-    fields: dict[str, str] = {}
+    fields: Dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
         key = key.strip()
@@ -260,7 +267,7 @@ def parse_cpuinfo_model(text: str) -> str | None:
     return None
 
 
-def parse_device_tree_model(raw: bytes | str | None) -> str | None:
+def parse_device_tree_model(raw: Union[bytes, str, None]) -> Optional[str]:
     """/proc/device-tree/model is NUL-terminated."""
     if raw is None:
         return None
@@ -269,9 +276,9 @@ def parse_device_tree_model(raw: bytes | str | None) -> str | None:
     return text or None
 
 
-def parse_meminfo(text: str) -> dict[str, int]:
+def parse_meminfo(text: str) -> Dict[str, int]:
     """/proc/meminfo -> {key: bytes} ('kB' values scaled; unitless counts kept as is)."""
-    out: dict[str, int] = {}
+    out: Dict[str, int] = {}
     for line in text.splitlines():
         key, sep, rest = line.partition(":")
         parts = rest.split()
@@ -286,7 +293,7 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-def meminfo_used_total(info: dict[str, int]) -> tuple[int | None, int | None]:
+def meminfo_used_total(info: Dict[str, int]) -> Tuple[Optional[int], Optional[int]]:
     """Used = total - available (what `free` and psutil call available is what apps can get)."""
     total = info.get("MemTotal")
     if total is None:
@@ -300,11 +307,11 @@ def meminfo_used_total(info: dict[str, int]) -> tuple[int | None, int | None]:
     return max(total - avail, 0), total
 
 
-def parse_proc_stat(text: str) -> dict[str, tuple[int, int]]:
+def parse_proc_stat(text: str) -> Dict[str, Tuple[int, int]]:
     """/proc/stat cpu lines -> {'cpu': (total, idle), 'cpu0': ...} in jiffies.
 
     total is user..steal (guest time is already inside user/nice); idle includes iowait."""
-    out: dict[str, tuple[int, int]] = {}
+    out: Dict[str, Tuple[int, int]] = {}
     for line in text.splitlines():
         if not line.startswith("cpu"):
             continue
@@ -318,7 +325,7 @@ def parse_proc_stat(text: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def cpu_percent(prev: tuple[int, int] | None, cur: tuple[int, int] | None) -> float | None:
+def cpu_percent(prev: Optional[Tuple[int, int]], cur: Optional[Tuple[int, int]]) -> Optional[float]:
     """Busy percent between two (total, idle) readings; None when no time has passed."""
     if prev is None or cur is None:
         return None
@@ -329,7 +336,7 @@ def cpu_percent(prev: tuple[int, int] | None, cur: tuple[int, int] | None) -> fl
     return round(min(max(100.0 * (dt - didle) / dt, 0.0), 100.0), 1)
 
 
-def parse_loadavg(text: str) -> list[float] | None:
+def parse_loadavg(text: str) -> Optional[List[float]]:
     parts = text.split()
     vals = [_float(p) for p in parts[:3]]
     if len(vals) < 3 or any(v is None for v in vals):
@@ -337,7 +344,7 @@ def parse_loadavg(text: str) -> list[float] | None:
     return [v for v in vals if v is not None]
 
 
-def pick_cpu_temp(candidates: Iterable[tuple[str, str]]) -> str | None:
+def pick_cpu_temp(candidates: Iterable[Tuple[str, str]]) -> Optional[str]:
     """Choose the CPU temperature file among (sensor name, path) pairs from thermal zones
     (`type`) and hwmon (`name`). Package sensors first; None when nothing looks like a CPU."""
     preferred = (
@@ -351,7 +358,7 @@ def pick_cpu_temp(candidates: Iterable[tuple[str, str]]) -> str | None:
         "cpu",
         "soc_thermal",
     )
-    by_name: dict[str, str] = {}
+    by_name: Dict[str, str] = {}
     for name, path in candidates:
         by_name.setdefault(name.strip().lower(), path)
     for name in preferred:
@@ -365,9 +372,9 @@ def pick_cpu_temp(candidates: Iterable[tuple[str, str]]) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_proc_cgroup(text: str) -> list[tuple[tuple[str, ...], str]]:
+def parse_proc_cgroup(text: str) -> List[Tuple[Tuple[str, ...], str]]:
     """/proc/self/cgroup -> [(controllers, path)]. v2's '0::/path' has controllers ()."""
-    out: list[tuple[tuple[str, ...], str]] = []
+    out: List[Tuple[Tuple[str, ...], str]] = []
     for line in text.splitlines():
         parts = line.strip().split(":", 2)
         if len(parts) != 3 or not parts[2].startswith("/"):
@@ -382,9 +389,9 @@ def _unescape_mount(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def parse_cgroup_mounts(text: str) -> list[tuple[str, str, str, frozenset[str]]]:
+def parse_cgroup_mounts(text: str) -> List[Tuple[str, str, str, FrozenSet[str]]]:
     """/proc/self/mountinfo -> [(mount_point, root, fstype, super_options)] for cgroup mounts."""
-    out: list[tuple[str, str, str, frozenset[str]]] = []
+    out: List[Tuple[str, str, str, FrozenSet[str]]] = []
     for line in text.splitlines():
         left, sep, right = line.partition(" - ")
         fields = left.split()
@@ -404,7 +411,7 @@ def parse_cgroup_mounts(text: str) -> list[tuple[str, str, str, frozenset[str]]]
     return out
 
 
-def cgroup_chain(cg_path: str, mount_point: str, mount_root: str = "/") -> list[str]:
+def cgroup_chain(cg_path: str, mount_point: str, mount_root: str = "/") -> List[str]:
     """Directories from a cgroup up to its hierarchy's mount point, deepest first.
 
     `mount_root` is the part of the hierarchy the mount shows (a container without a cgroup
@@ -420,14 +427,14 @@ def cgroup_chain(cg_path: str, mount_point: str, mount_root: str = "/") -> list[
     return [os.path.join(mount_point, *parts[:i]) for i in range(len(parts), -1, -1)]
 
 
-def cpu_quota_v1(quota_text: str | None, period_text: str | None) -> float | None:
+def cpu_quota_v1(quota_text: Optional[str], period_text: Optional[str]) -> Optional[float]:
     quota, period = _int(quota_text), _int(period_text)
     if quota is None or period is None or quota <= 0 or period <= 0:
         return None  # -1 = unlimited
     return quota / period
 
 
-def cpu_quota_v2(cpu_max_text: str | None) -> float | None:
+def cpu_quota_v2(cpu_max_text: Optional[str]) -> Optional[float]:
     """cpu.max: 'max 100000' (unlimited) or '150000 100000' -> 1.5 cores."""
     if cpu_max_text is None:
         return None
@@ -441,7 +448,7 @@ def cpu_quota_v2(cpu_max_text: str | None) -> float | None:
     return quota / period
 
 
-def memory_limit(text: str | None, phys_mem: int | None = None) -> int | None:
+def memory_limit(text: Optional[str], phys_mem: Optional[int] = None) -> Optional[int]:
     """A v1 limit_in_bytes or v2 memory.max value; None when unlimited ('max', >= 2**60, or not
     below physical RAM, since such a limit can never bite)."""
     if text is None or text.strip() == "max":
@@ -455,15 +462,15 @@ def memory_limit(text: str | None, phys_mem: int | None = None) -> int | None:
 
 
 def _v1_mount(
-    mounts: list[tuple[str, str, str, frozenset[str]]], controller: str
-) -> tuple[str, str] | None:
+    mounts: List[Tuple[str, str, str, FrozenSet[str]]], controller: str
+) -> Optional[Tuple[str, str]]:
     for mount_point, root, fstype, opts in mounts:
         if fstype == "cgroup" and controller in opts:
             return mount_point, root
     return None
 
 
-def _v2_mount(mounts: list[tuple[str, str, str, frozenset[str]]]) -> tuple[str, str] | None:
+def _v2_mount(mounts: List[Tuple[str, str, str, FrozenSet[str]]]) -> Optional[Tuple[str, str]]:
     for mount_point, root, fstype, _opts in mounts:
         if fstype == "cgroup2":
             return mount_point, root
@@ -472,10 +479,10 @@ def _v2_mount(mounts: list[tuple[str, str, str, frozenset[str]]]) -> tuple[str, 
 
 def _controller_chain(
     controller: str,
-    entries: list[tuple[tuple[str, ...], str]],
-    mounts: list[tuple[str, str, str, frozenset[str]]],
+    entries: List[Tuple[Tuple[str, ...], str]],
+    mounts: List[Tuple[str, str, str, FrozenSet[str]]],
     root: str,
-) -> tuple[int, list[str]] | None:
+) -> Optional[Tuple[int, List[str]]]:
     """(cgroup version, ancestry dirs) for a controller, preferring a v1 hierarchy that has it
     (hybrid hosts mount both; the controller lives in exactly one)."""
     for controllers, path in entries:
@@ -503,8 +510,8 @@ def _controller_chain(
 
 
 def read_cgroup_limits(
-    proc_cgroup: str, mountinfo: str, root: str = "/", phys_mem: int | None = None
-) -> dict[str, Any]:
+    proc_cgroup: str, mountinfo: str, root: str = "/", phys_mem: Optional[int] = None
+) -> Dict[str, Any]:
     """Effective CPU quota (cores) and memory limit (bytes) of this process's cgroup: the
     tightest value along its ancestry, since any ancestor's limit applies to it too.
 
@@ -512,7 +519,7 @@ def read_cgroup_limits(
     limit binds (its usage is what counts against the limit)."""
     entries = parse_proc_cgroup(proc_cgroup)
     mounts = parse_cgroup_mounts(mountinfo)
-    out: dict[str, Any] = {"cpu_quota": None, "mem_limit": None, "mem_dir": None, "version": None}
+    out: Dict[str, Any] = {"cpu_quota": None, "mem_limit": None, "mem_dir": None, "version": None}
 
     cpu = _controller_chain("cpu", entries, mounts, root)
     if cpu:
@@ -537,7 +544,7 @@ def read_cgroup_limits(
         version, chain = mem
         out["version"] = out["version"] or version
         name = "memory.limit_in_bytes" if version == 1 else "memory.max"
-        best: tuple[int, str] | None = None
+        best: Optional[Tuple[int, str]] = None
         for d in chain:
             lim = memory_limit(_read_text(os.path.join(d, name)), phys_mem)
             if lim is not None and (best is None or lim < best[0]):
@@ -548,7 +555,7 @@ def read_cgroup_limits(
     return out
 
 
-def cgroup_memory_used(mem_dir: str, version: int) -> int | None:
+def cgroup_memory_used(mem_dir: str, version: int) -> Optional[int]:
     """Working set of a cgroup: usage minus inactive page cache.
 
     Raw usage (memory.usage_in_bytes / memory.current) includes reclaimable file cache and
@@ -587,7 +594,7 @@ THROTTLE_REASONS = (
 )
 
 
-def decode_throttle_reasons(mask: int) -> list[str]:
+def decode_throttle_reasons(mask: int) -> List[str]:
     """Bitmask (a 64-bit NVML value) -> reason names; unknown bits kept as hex so nothing is
     silently dropped."""
     mask &= (1 << 64) - 1  # also turns a garbage negative value into a finite bit set
@@ -676,13 +683,13 @@ def smi_value(raw: str, kind: str) -> Any:
     return number
 
 
-def parse_nvidia_smi_csv(text: str, fields: Iterable[str]) -> list[dict[str, Any]]:
+def parse_nvidia_smi_csv(text: str, fields: Iterable[str]) -> List[Dict[str, Any]]:
     """`nvidia-smi --query-*=<fields> --format=csv[,noheader][,nounits]` -> one dict per row,
     keyed by field name (units stripped). nvidia-smi's error messages ('Failed to initialize
     NVML...', 'No devices were found'), rows with the wrong number of cells and a header row
     are skipped, so garbage gives []."""
     names = [smi_field_name(f) for f in fields]
-    rows: list[dict[str, Any]] = []
+    rows: List[Dict[str, Any]] = []
     if not names:
         return rows
     lines = [line for line in text.splitlines() if not _SMI_ERROR_RE.search(line)]
@@ -704,14 +711,14 @@ def parse_nvidia_smi_csv(text: str, fields: Iterable[str]) -> list[dict[str, Any
     return rows
 
 
-def parse_nvidia_smi_banner(text: str) -> tuple[str | None, str | None]:
+def parse_nvidia_smi_banner(text: str) -> Tuple[Optional[str], Optional[str]]:
     """(driver version, CUDA version) from the header of plain `nvidia-smi`."""
     driver = re.search(r"Driver Version:\s*([0-9][\w.]*)", text)
     cuda = re.search(r"CUDA Version:\s*([0-9][\w.]*)", text)
     return (driver.group(1) if driver else None, cuda.group(1) if cuda else None)
 
 
-def cuda_version_string(version: Any) -> str | None:
+def cuda_version_string(version: Any) -> Optional[str]:
     """nvmlSystemGetCudaDriverVersion's 12040 -> '12.4'."""
     if not isinstance(version, int) or isinstance(version, bool) or version <= 0:
         return None
@@ -743,13 +750,13 @@ _TS_TOTAL_RAILS = ("VIN", "VDD_IN", "POM_5V_IN")
 _TS_FAKE_TEMPS = frozenset({"pmic"})
 
 
-def parse_tegrastats(line: str) -> dict[str, Any]:
+def parse_tegrastats(line: str) -> Dict[str, Any]:
     """One tegrastats line -> the jetson device fields of the protocol (null when absent).
 
     Handles L4T 28 through 38 forms: optional leading timestamp, root and non-root ('cpu [')
     output, 'off' cores, GR3D_FREQ with '%@MHz', '%', '%@[gpc,..]' or '@[..]' (no load),
     rails in bare milliwatts or 'mW', with or without a VDD_ prefix."""
-    out: dict[str, Any] = {
+    out: Dict[str, Any] = {
         "util": None,
         "emc_util": None,
         "per_core": None,
@@ -772,7 +779,7 @@ def parse_tegrastats(line: str) -> dict[str, Any]:
 
     m = _TS_CPU_RE.search(text)
     if m:
-        cores: list[float | None] = []
+        cores: List[Optional[float]] = []
         for item in m.group(1).split(","):
             pct = re.match(r"\s*(\d{1,6}(?:\.\d{1,6})?)%", item)
             cores.append(float(pct.group(1)) if pct else None)  # 'off' keeps its position
@@ -789,7 +796,7 @@ def parse_tegrastats(line: str) -> dict[str, Any]:
     if loads:
         out["util"] = round(sum(loads) / len(loads), 2)
 
-    temps: dict[str, float] = {}
+    temps: Dict[str, float] = {}
     for name, value in _TS_TEMP_RE.findall(text):
         key = name.lower()
         temp = float(value)
@@ -804,7 +811,7 @@ def parse_tegrastats(line: str) -> dict[str, Any]:
                 out["temp_c"] = temps[zone]
                 break
 
-    rails: dict[str, float] = {}
+    rails: Dict[str, float] = {}
     for name, cur, _unit, _avg, _unit2 in _TS_RAIL_RE.findall(text):
         if name in _TS_NOT_RAILS or name.endswith("_FREQ"):
             continue
@@ -820,7 +827,7 @@ def parse_tegrastats(line: str) -> dict[str, Any]:
 # Child processes (tegrastats, nvidia-smi loop) and shutdown
 # --------------------------------------------------------------------------------------------
 
-_CHILDREN: list[subprocess.Popen[str]] = []
+_CHILDREN: List[subprocess.Popen] = []
 _CHILDREN_LOCK = threading.Lock()
 
 
@@ -848,17 +855,17 @@ class LineChild:
 
     The child also dies on its own if we are SIGKILLed: its next write hits a closed pipe."""
 
-    def __init__(self, argv: list[str], on_line: Callable[[str], None]) -> None:
+    def __init__(self, argv: List[str], on_line: Callable[[str], None]) -> None:
         self.argv = argv
         self.started = time.monotonic()
         self.last_line = ""
-        self.returncode: int | None = None
+        self.returncode: Optional[int] = None
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
+            universal_newlines=True,
             errors="replace",
             bufsize=1,
         )
@@ -895,7 +902,7 @@ class LineChild:
 # --------------------------------------------------------------------------------------------
 
 
-def _proc_comm(pid: int) -> str | None:
+def _proc_comm(pid: int) -> Optional[str]:
     text = _read_text(f"/proc/{int(pid)}/comm", 256)
     return (text.strip() or None) if text is not None else None
 
@@ -909,7 +916,7 @@ class CpuCollector:
         self,
         psutil_mod: Any = None,
         use_psutil: bool = True,
-        cgroup: dict[str, Any] | None = None,
+        cgroup: Optional[Dict[str, Any]] = None,
         proc_root: str = "/proc",
         sys_root: str = "/sys",
     ) -> None:
@@ -938,8 +945,8 @@ class CpuCollector:
         self._temp_path = self._find_temp(sys_root)
 
     @staticmethod
-    def _find_temp(sys_root: str) -> str | None:
-        candidates: list[tuple[str, str]] = []
+    def _find_temp(sys_root: str) -> Optional[str]:
+        candidates: List[Tuple[str, str]] = []
         try:
             thermal = os.path.join(sys_root, "class", "thermal")
             for zone in sorted(os.listdir(thermal)):
@@ -959,8 +966,8 @@ class CpuCollector:
             pass
         return pick_cpu_temp(candidates)
 
-    def sample(self) -> dict[str, Any]:
-        out: dict[str, Any] = (
+    def sample(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = (
             self._sample_psutil() if self.psutil is not None else self._sample_procfs()
         )
         try:
@@ -985,7 +992,7 @@ class CpuCollector:
             out["mem_used"] = used
         return out
 
-    def _sample_psutil(self) -> dict[str, Any]:
+    def _sample_psutil(self) -> Dict[str, Any]:
         ps = self.psutil
         per_core = [round(float(v), 1) for v in ps.cpu_percent(percpu=True)]
         util = round(float(ps.cpu_percent()), 1)
@@ -998,7 +1005,7 @@ class CpuCollector:
             "procs": len(ps.pids()),
         }
 
-    def _sample_procfs(self) -> dict[str, Any]:
+    def _sample_procfs(self) -> Dict[str, Any]:
         cur = parse_proc_stat(_read_text(os.path.join(self.proc_root, "stat")) or "")
         prev, self._prev = self._prev, cur
         cores = sorted((k for k in cur if k != "cpu"), key=lambda k: _int(k[3:]) or 0)
@@ -1006,7 +1013,7 @@ class CpuCollector:
             parse_meminfo(_read_text(os.path.join(self.proc_root, "meminfo")) or "")
         )
         try:
-            procs: int | None = sum(1 for n in os.listdir(self.proc_root) if n.isdigit())
+            procs: Optional[int] = sum(1 for n in os.listdir(self.proc_root) if n.isdigit())
         except OSError:
             procs = None
         return {
@@ -1025,7 +1032,7 @@ class CpuCollector:
 _NV_LAST_ERROR = [""]
 
 
-def _nv(fn: Callable[..., Any] | None, *args: Any) -> Any:
+def _nv(fn: Optional[Callable[..., Any]], *args: Any) -> Any:
     """The one door to pynvml. Any NVMLError (NotSupported, NoPermission, GpuIsLost, ...) and
     any function an older binding lacks (None here, or AttributeError/TypeError inside)
     becomes NA, so one unreadable field never loses the rest of the sample."""
@@ -1045,7 +1052,7 @@ def _nv_attr(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _nv_str(value: Any) -> str | None:
+def _nv_str(value: Any) -> Optional[str]:
     if value is NA or value is None:
         return None
     if isinstance(value, bytes):  # pynvml < 11 returns bytes
@@ -1053,12 +1060,12 @@ def _nv_str(value: Any) -> str | None:
     return str(value)
 
 
-def _nv_num(value: Any, scale: float = 1.0, digits: int = 3) -> float | None:
+def _nv_num(value: Any, scale: float = 1.0, digits: int = 3) -> Optional[float]:
     v = _float(value)
     return None if v is None else round(v * scale, digits)
 
 
-def _nv_int(value: Any) -> int | None:
+def _nv_int(value: Any) -> Optional[int]:
     if value is NA or value is None or isinstance(value, bool):
         return None
     try:
@@ -1067,7 +1074,7 @@ def _nv_int(value: Any) -> int | None:
         return None
 
 
-def mig_profile_name(device_name: str | None) -> str | None:
+def mig_profile_name(device_name: Optional[str]) -> Optional[str]:
     """'NVIDIA H100 80GB HBM3 MIG 1g.10gb' -> '1g.10gb'."""
     if not device_name:
         return None
@@ -1097,14 +1104,14 @@ class NvmlCollector:
     name = "nvml"
 
     def __init__(
-        self, nvml: Any = None, proc_name: Callable[[int], str | None] = _proc_comm
+        self, nvml: Any = None, proc_name: Callable[[int], Optional[str]] = _proc_comm
     ) -> None:
         self.status = "unavailable"
         self.proc_name = proc_name
-        self.handles: list[Any] = []
-        self.static: list[dict[str, Any]] = []
-        self.driver: str | None = None
-        self.cuda: str | None = None
+        self.handles: List[Any] = []
+        self.static: List[Dict[str, Any]] = []
+        self.driver: Optional[str] = None
+        self.cuda: Optional[str] = None
         if nvml is None:
             try:
                 import pynvml as nvml
@@ -1139,7 +1146,7 @@ class NvmlCollector:
         self.cuda = cuda_version_string(_nv(self._fn("nvmlSystemGetCudaDriverVersion")))
         self.status = "ok"
 
-    def _fn(self, name: str) -> Callable[..., Any] | None:
+    def _fn(self, name: str) -> Optional[Callable[..., Any]]:
         return getattr(self.nv, name, None)
 
     def close(self) -> None:
@@ -1150,10 +1157,10 @@ class NvmlCollector:
         value = getattr(self.nv, name, default)
         return value if isinstance(value, int) else default
 
-    def inventory(self) -> list[dict[str, Any]]:
+    def inventory(self) -> List[Dict[str, Any]]:
         return [dict(s) for s in self.static]
 
-    def sample(self, errors: dict[str, str]) -> list[dict[str, Any]]:
+    def sample(self, errors: Dict[str, str]) -> List[Dict[str, Any]]:
         out = []
         problems = []
         for i, h in enumerate(self.handles):
@@ -1165,7 +1172,7 @@ class NvmlCollector:
             errors[self.name] = "; ".join(problems)
         return out
 
-    def _processes(self, h: Any) -> list[dict[str, Any]] | None:
+    def _processes(self, h: Any) -> Optional[List[Dict[str, Any]]]:
         procs = _nv(self._fn("nvmlDeviceGetComputeRunningProcesses"), h)
         if procs is NA or procs is None:
             return None
@@ -1184,7 +1191,7 @@ class NvmlCollector:
             )
         return out
 
-    def _sample_gpu(self, i: int, h: Any) -> dict[str, Any]:
+    def _sample_gpu(self, i: int, h: Any) -> Dict[str, Any]:
         dev = dict(self.static[i])
         dev.update(dict.fromkeys(_GPU_FIELDS))
         if h is NA or h is None:  # the handle itself could not be had (GPU lost at start)
@@ -1216,7 +1223,7 @@ class NvmlCollector:
         self._sample_mig(i, h, dev)
         return dev
 
-    def _sample_mig(self, i: int, h: Any, dev: dict[str, Any]) -> None:
+    def _sample_mig(self, i: int, h: Any, dev: Dict[str, Any]) -> None:
         """MIG instances (null when MIG is off or unsupported, [] when on but none created)."""
         mode = _nv(self._fn("nvmlDeviceGetMigMode"), h)
         if mode is NA or mode is None:
@@ -1228,7 +1235,7 @@ class NvmlCollector:
             return
         count = _nv_int(_nv(self._fn("nvmlDeviceGetMaxMigDeviceCount"), h)) or 0
         instances = []
-        procs: list[dict[str, Any]] = []
+        procs: List[Dict[str, Any]] = []
         for j in range(count):
             mh = _nv(self._fn("nvmlDeviceGetMigDeviceHandleByIndex"), h, j)
             if mh is NA or mh is None:
@@ -1288,9 +1295,9 @@ class NvidiaSmiCollector:
     def __init__(
         self,
         interval: float,
-        exe: str | None = None,
+        exe: Optional[str] = None,
         apps_period: float = 5.0,
-        stale_after: float | None = None,
+        stale_after: Optional[float] = None,
     ) -> None:
         self.interval = interval
         # a reading older than this is reported as missing rather than passed off as current
@@ -1298,15 +1305,15 @@ class NvidiaSmiCollector:
         self._oneshot = False  # polling instead of --loop-ms (see sample())
         self._loop_row_at = -1e9
         self.status = "unavailable: not found"
-        self.static: list[dict[str, Any]] = []
-        self.driver: str | None = None
-        self.cuda: str | None = None
-        self.fields: tuple[str, ...] = SMI_GPU_FIELDS
-        self._rows: dict[int, tuple[float, dict[str, Any]]] = {}
-        self._apps: list[dict[str, Any]] | None = None
-        self._apps_error: str | None = None
+        self.static: List[Dict[str, Any]] = []
+        self.driver: Optional[str] = None
+        self.cuda: Optional[str] = None
+        self.fields: Tuple[str, ...] = SMI_GPU_FIELDS
+        self._rows: Dict[int, Tuple[float, Dict[str, Any]]] = {}
+        self._apps: Optional[List[Dict[str, Any]]] = None
+        self._apps_error: Optional[str] = None
         self._lock = threading.Lock()
-        self._child: LineChild | None = None
+        self._child: Optional[LineChild] = None
         self._closed = False
         self._apps_wake = threading.Event()
         self.apps_period = max(apps_period, interval)
@@ -1317,7 +1324,7 @@ class NvidiaSmiCollector:
         # minutes, and the controller gives up on a host whose hello takes over 30 s.
         deadline = time.monotonic() + SMI_STARTUP_S
         first_error = ""
-        rows: list[dict[str, Any]] = []
+        rows: List[Dict[str, Any]] = []
         for reason_field in SMI_REASON_FIELDS:
             fields = SMI_GPU_FIELDS + ((reason_field,) if reason_field else ())
             rc, out = _run(
@@ -1373,7 +1380,7 @@ class NvidiaSmiCollector:
         self._store(parse_nvidia_smi_csv(line, self.fields))
         self._loop_row_at = time.monotonic()
 
-    def _store(self, rows: list[dict[str, Any]]) -> None:
+    def _store(self, rows: List[Dict[str, Any]]) -> None:
         now = time.monotonic()
         with self._lock:
             for row in rows:
@@ -1398,7 +1405,7 @@ class NvidiaSmiCollector:
                 self._store(parse_nvidia_smi_csv(out, self.fields))
             wake.wait(max(self.interval - (time.monotonic() - started), 0.05))
 
-    def _check_loop(self, problems: list[str]) -> None:
+    def _check_loop(self, problems: List[str]) -> None:
         child = self._child
         now = time.monotonic()
         if child is None or not child.alive:
@@ -1434,7 +1441,7 @@ class NvidiaSmiCollector:
                     self._apps_error = _first_line(out) or f"exit status {rc}"
             self._apps_wake.wait(self.apps_period)
 
-    def inventory(self) -> list[dict[str, Any]]:
+    def inventory(self) -> List[Dict[str, Any]]:
         return [dict(s) for s in self.static]
 
     def close(self) -> None:
@@ -1443,8 +1450,8 @@ class NvidiaSmiCollector:
             self._child.stop()
         self._apps_wake.set()
 
-    def sample(self, errors: dict[str, str]) -> list[dict[str, Any]]:
-        problems: list[str] = []
+    def sample(self, errors: Dict[str, str]) -> List[Dict[str, Any]]:
+        problems: List[str] = []
         if not self._oneshot:
             self._check_loop(problems)
         stale_after = self.stale_after
@@ -1460,7 +1467,7 @@ class NvidiaSmiCollector:
             dev = dict(base)
             idx = _int(base["id"][3:])
             got = rows.get(idx) if idx is not None else None
-            row: dict[str, Any] = {}
+            row: Dict[str, Any] = {}
             if got and now - got[0] <= stale_after:
                 row = got[1]
             elif got:
@@ -1506,9 +1513,9 @@ class NvidiaSmiCollector:
 JTOP_SOCKET = "/run/jtop.sock"
 
 
-def jtop_reading(jetson: Any) -> dict[str, Any]:
+def jtop_reading(jetson: Any) -> Dict[str, Any]:
     """Map a jetson-stats (4.x+) `jtop` object to the protocol's jetson fields."""
-    out: dict[str, Any] = {
+    out: Dict[str, Any] = {
         "util": None,
         "emc_util": None,
         "per_core": None,
@@ -1568,7 +1575,7 @@ class JtopBackend:
 
     def __init__(self, jtop_cls: Any, interval: float, start_timeout: float = 5.0) -> None:
         self.jetson = jtop_cls(interval=interval)
-        failure: list[Exception] = []
+        failure: List[Exception] = []
 
         def start() -> None:
             try:
@@ -1585,7 +1592,7 @@ class JtopBackend:
         if failure:
             raise failure[0]
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> Dict[str, Any]:
         if not self.jetson.ok(spin=True):  # raises the reader thread's error if any
             raise RuntimeError("jtop connection lost")
         return jtop_reading(self.jetson)
@@ -1603,7 +1610,7 @@ class TegrastatsBackend:
     def __init__(self, exe: str, interval: float) -> None:
         self.exe = exe
         self.interval = interval
-        self._line: str | None = None
+        self._line: Optional[str] = None
         self._got = threading.Event()
         self._child = self._spawn()
 
@@ -1618,7 +1625,7 @@ class TegrastatsBackend:
     def close(self) -> None:
         self._child.stop()
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> Dict[str, Any]:
         if self._line is None:  # the first line comes one tegrastats interval after start
             self._got.wait(min(2 * self.interval + 0.5, 3.0))
         if not self._child.alive:
@@ -1639,13 +1646,13 @@ class JetsonCollector:
 
     def __init__(
         self,
-        model: str | None,
+        model: Optional[str],
         interval: float,
         device_id: str = "gpu0",
         jtop_cls: Any = None,
         jtop_socket: str = JTOP_SOCKET,
-        tegrastats_exe: str | None = None,
-        nvpmodel_exe: str | None = None,
+        tegrastats_exe: Optional[str] = None,
+        nvpmodel_exe: Optional[str] = None,
         jtop_timeout: float = 5.0,
     ) -> None:
         self.model = model
@@ -1655,7 +1662,7 @@ class JetsonCollector:
         self.backend: Any = None
         self._tegrastats_exe = tegrastats_exe
         self._nvpmodel_exe = nvpmodel_exe
-        self._power_mode: str | None = None
+        self._power_mode: Optional[str] = None
         self._power_mode_at = -1e9
         if jtop_cls is None and os.path.exists(jtop_socket):
             try:  # importing jtop costs memory: only when its service socket exists
@@ -1685,7 +1692,7 @@ class JetsonCollector:
         except OSError as exc:
             self.status["tegrastats"] = f"unavailable: {_errstr(exc)}"
 
-    def power_mode(self) -> str | None:
+    def power_mode(self) -> Optional[str]:
         """nvpmodel -q, at most every 30 s (modes change rarely; spawning costs)."""
         now = time.monotonic()
         if now - self._power_mode_at >= 30:
@@ -1697,16 +1704,16 @@ class JetsonCollector:
                 self._power_mode = mode or self._power_mode
         return self._power_mode
 
-    def inventory(self) -> list[dict[str, Any]]:
+    def inventory(self) -> List[Dict[str, Any]]:
         return [{"id": self.device_id, "kind": "jetson", "name": self.model}]
 
     def close(self) -> None:
         if self.backend is not None:
             self.backend.close()
 
-    def sample(self, errors: dict[str, str]) -> list[dict[str, Any]]:
-        dev: dict[str, Any] = {"id": self.device_id, "kind": "jetson", "name": self.model}
-        reading: dict[str, Any] = {}
+    def sample(self, errors: Dict[str, str]) -> List[Dict[str, Any]]:
+        dev: Dict[str, Any] = {"id": self.device_id, "kind": "jetson", "name": self.model}
+        reading: Dict[str, Any] = {}
         backend = self.backend
         if backend is not None:
             try:
@@ -1732,7 +1739,7 @@ class JetsonCollector:
 # --------------------------------------------------------------------------------------------
 
 
-def detect_jetson(root: str = "/") -> dict[str, Any] | None:
+def detect_jetson(root: str = "/") -> Optional[Dict[str, Any]]:
     """A Jetson has /etc/nv_tegra_release or a device-tree model naming a Jetson."""
     release = _read_text(_under(root, "/etc/nv_tegra_release"), 4096)
     model = parse_device_tree_model(_read_bytes(_under(root, "/proc/device-tree/model")))
@@ -1742,7 +1749,7 @@ def detect_jetson(root: str = "/") -> dict[str, Any] | None:
     return {"model": model or "NVIDIA Jetson", "l4t": l4t, "jetpack": jetpack_for_l4t(l4t)}
 
 
-def _mem_total_bytes() -> int | None:
+def _mem_total_bytes() -> Optional[int]:
     return parse_meminfo(_read_text("/proc/meminfo") or "").get("MemTotal")
 
 
@@ -1753,9 +1760,9 @@ class Agent:
         self,
         interval: float,
         *,
-        cpu: CpuCollector | None = None,
-        gpus: list[Any] | None = None,
-        jetson: JetsonCollector | None = None,
+        cpu: Optional[CpuCollector] = None,
+        gpus: Optional[List[Any]] = None,
+        jetson: Optional[JetsonCollector] = None,
         detect_jetson_host: bool = True,
         root: str = "/",
     ) -> None:
@@ -1769,7 +1776,7 @@ class Agent:
         )
         self.cpu = cpu or CpuCollector(cgroup=self.cgroup)
         self.cpu_name = parse_cpuinfo_model(_read_text("/proc/cpuinfo", 1 << 18) or "")
-        self.collectors: dict[str, str] = {}
+        self.collectors: Dict[str, str] = {}
         if gpus is None:
             gpus = []
             nvml = NvmlCollector()
@@ -1793,12 +1800,12 @@ class Agent:
             else:
                 self.collectors["jtop"] = "unavailable: not a Jetson"
                 self.collectors["tegrastats"] = "unavailable: not a Jetson"
-        self.jetson: JetsonCollector | None = jetson
+        self.jetson: Optional[JetsonCollector] = jetson
         if self.jetson is not None:
             self.collectors.update(self.jetson.status)
         self.collectors.update(self.cpu.status)
 
-    def hello(self) -> dict[str, Any]:
+    def hello(self) -> Dict[str, Any]:
         uname = os.uname() if hasattr(os, "uname") else None
         os_release = parse_os_release(
             _read_text("/etc/os-release") or _read_text("/usr/lib/os-release") or ""
@@ -1807,7 +1814,7 @@ class Agent:
         for g in self.gpus:
             driver = driver or getattr(g, "driver", None)
             cuda = cuda or getattr(g, "cuda", None)
-        devices: list[dict[str, Any]] = [{"id": "cpu", "kind": "cpu", "name": self.cpu_name}]
+        devices: List[Dict[str, Any]] = [{"id": "cpu", "kind": "cpu", "name": self.cpu_name}]
         for g in self.gpus:
             devices.extend(g.inventory())
         power_mode = None
@@ -1848,9 +1855,9 @@ class Agent:
             with contextlib.suppress(Exception):
                 source.close()
 
-    def sample(self, seq: int) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        cpu: dict[str, Any] = {"id": "cpu", "kind": "cpu", "name": self.cpu_name}
+    def sample(self, seq: int) -> Dict[str, Any]:
+        errors: Dict[str, str] = {}
+        cpu: Dict[str, Any] = {"id": "cpu", "kind": "cpu", "name": self.cpu_name}
         try:
             cpu.update(self.cpu.sample())
         except Exception as exc:
@@ -1860,7 +1867,7 @@ class Agent:
             cpu.setdefault("temp_c", None)
             cpu.setdefault("power_w", None)
         devices = [cpu]
-        sources: list[Any] = [*self.gpus, *([self.jetson] if self.jetson else [])]
+        sources: List[Any] = [*self.gpus, *([self.jetson] if self.jetson else [])]
         for source in sources:
             try:
                 devices.extend(source.sample(errors))
@@ -1884,11 +1891,11 @@ class Agent:
 # --------------------------------------------------------------------------------------------
 
 
-def encode_line(obj: dict[str, Any]) -> bytes:
+def encode_line(obj: Dict[str, Any]) -> bytes:
     return (json.dumps(_clean(obj), separators=(",", ":"), allow_nan=False) + "\n").encode()
 
 
-def _emit(obj: dict[str, Any]) -> None:
+def _emit(obj: Dict[str, Any]) -> None:
     data = encode_line(obj)
     try:
         out = sys.stdout.buffer
@@ -1911,7 +1918,7 @@ def _watch_stdin() -> None:
     _shutdown(0)
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: List[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="edgetop-agent", description="edgetop host agent")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
     parser.add_argument("--once", action="store_true", help="print hello and one sample, exit")
@@ -1942,7 +1949,7 @@ def run(interval: float, once: bool = False) -> None:
             return
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     for signame in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, signame, None)

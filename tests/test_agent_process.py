@@ -6,9 +6,11 @@ Timeouts are generous (slow CI); nothing here asserts on wall-clock speed.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from edgetop.remote import agent
+from edgetop.remote import agent, protocol
+from edgetop.remote.transport import agent_argv
 
 SOURCE = agent.agent_source()
 TIMEOUT = 30.0
@@ -162,7 +165,6 @@ def test_once_prints_exactly_two_lines(agents: Any) -> None:
 
 
 def test_lines_satisfy_the_controller_parser(agents: Any) -> None:
-    protocol = pytest.importorskip("edgetop.remote.protocol")
     a = agents("--interval", "0.2", "--once")
     raw = [a.lines.get(timeout=TIMEOUT), a.lines.get(timeout=TIMEOUT)]
     hello = protocol.parse_line(raw[0])
@@ -240,3 +242,83 @@ def test_stays_small(agents: Any) -> None:
     assert rss_kb < 30 * 1024
     a.close_stdin()
     assert a.wait() == 0
+
+
+# Host Pythons the agent must run on: JetPack 4 (L4T R32) Jetsons ship 3.6.9.
+HOST_PYTHONS = [f"3.{minor}" for minor in range(6, 14)]
+PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+
+
+def _version_of(exe: str) -> str | None:
+    try:
+        out = subprocess.run(
+            [exe, "-c", "import sys;print('.'.join(str(n) for n in sys.version_info[:3]))"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.decode().strip() if out.returncode == 0 else None
+
+
+def _find_python(minor: str) -> tuple[str, str] | None:
+    """(interpreter, its x.y.z) for a Python `minor` ('3.6'): a pyenv install, else PATH's
+    python3.6 (a pyenv shim for a version not selected fails the probe and is passed over)."""
+    candidates = sorted(
+        glob.glob(os.path.join(PYENV_ROOT, "versions", minor + ".*", "bin", "python"))
+    )
+    candidates.append(shutil.which("python" + minor) or "")
+    for exe in filter(None, candidates):
+        version = _version_of(exe)
+        if version and version.rsplit(".", 1)[0] == minor:
+            return exe, version
+    return None
+
+
+@pytest.mark.parametrize("minor", HOST_PYTHONS)
+def test_runs_on_every_host_python(minor: str) -> None:
+    """The real bootstrap (transport.agent_argv) on each Python from 3.6 up, warnings as errors
+    (a SyntaxWarning or DeprecationWarning there is tomorrow's failure on some host)."""
+    found = _find_python(minor)
+    if found is None:
+        pytest.skip(f"no Python {minor} found ({PYENV_ROOT}/versions, python{minor} on PATH)")
+    exe, version = found
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONWARNINGS"] = "error"
+    proc = subprocess.Popen(
+        agent_argv(exe, 0.2, len(SOURCE), once=True),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    watchdog = threading.Timer(TIMEOUT, proc.kill)  # a silent agent fails, never hangs
+    watchdog.start()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write(SOURCE)
+        proc.stdin.flush()  # stdin stays open, as `hosts check` keeps it: --once exits anyway
+        out = proc.stdout.read()
+        err = proc.stderr.read()
+        proc.wait()
+        proc.stdin.close()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode(errors="replace")
+    assert err == b""
+    lines = out.splitlines(keepends=True)
+    assert len(lines) == 2, out
+    hello = protocol.parse_line(lines[0])
+    assert isinstance(hello, protocol.Hello)
+    assert hello.python == version
+    assert hello.agent == agent.AGENT_VERSION
+    assert hello.devices[0].kind == "cpu"
+    sample = protocol.parse_line(lines[1])
+    assert isinstance(sample, protocol.Sample)
+    assert sample.seq == 1
+    assert sample.devices[0].mem_total and sample.devices[0].mem_total > 0
