@@ -750,23 +750,19 @@ _TS_TOTAL_RAILS = ("VIN", "VDD_IN", "POM_5V_IN")
 _TS_FAKE_TEMPS = frozenset({"pmic"})
 
 
+# The jetson device fields both Jetson backends fill (null until read).
+JETSON_FIELDS = (
+    "util", "emc_util", "per_core", "mem_used", "mem_total", "temp_c", "temps", "rails", "power_w",
+)  # fmt: skip
+
+
 def parse_tegrastats(line: str) -> Dict[str, Any]:
     """One tegrastats line -> the jetson device fields of the protocol (null when absent).
 
     Handles L4T 28 through 38 forms: optional leading timestamp, root and non-root ('cpu [')
     output, 'off' cores, GR3D_FREQ with '%@MHz', '%', '%@[gpc,..]' or '@[..]' (no load),
     rails in bare milliwatts or 'mW', with or without a VDD_ prefix."""
-    out: Dict[str, Any] = {
-        "util": None,
-        "emc_util": None,
-        "per_core": None,
-        "mem_used": None,
-        "mem_total": None,
-        "temp_c": None,
-        "temps": None,
-        "rails": None,
-        "power_w": None,
-    }
+    out: Dict[str, Any] = dict.fromkeys(JETSON_FIELDS)
     if not isinstance(line, str):
         return out
     text = _TS_DATE_RE.sub("", line, count=1)
@@ -1515,18 +1511,7 @@ JTOP_SOCKET = "/run/jtop.sock"
 
 def jtop_reading(jetson: Any) -> Dict[str, Any]:
     """Map a jetson-stats (4.x+) `jtop` object to the protocol's jetson fields."""
-    out: Dict[str, Any] = {
-        "util": None,
-        "emc_util": None,
-        "per_core": None,
-        "mem_used": None,
-        "mem_total": None,
-        "temp_c": None,
-        "temps": None,
-        "rails": None,
-        "power_w": None,
-        "power_mode": None,
-    }
+    out: Dict[str, Any] = dict.fromkeys((*JETSON_FIELDS, "power_mode"))
     gpus = jetson.gpu
     for _name, gpu in gpus.items():  # the integrated GPU is the first (and only) one
         out["util"] = _float(gpu.get("status", {}).get("load"))

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from agentlines import hello, sample
+from fleets import SIM_PAIR
 
 from edgetop.core.config import parse_config
 from edgetop.core.fleet import FleetSnapshot, HostView, apply
@@ -12,19 +13,7 @@ from edgetop.remote.protocol import parse_line
 from edgetop.tui.app import EdgetopApp
 from edgetop.tui.panels import FleetSummary, HostPanel, sparkline
 
-SIM_FLEET = """
-[[host]]
-name = "a100-1"
-transport = "sim"
-device = "a100-40gb"
-interval = 0.05
-
-[[host]]
-name = "xavier.lab-1"
-transport = "sim"
-device = "jetson-agx-xavier"
-interval = 0.05
-"""
+SIM_FLEET = SIM_PAIR.format(jetson="xavier.lab-1")
 
 
 def fixed_fleet() -> FleetSnapshot:

@@ -4,24 +4,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from fleets import SIM_PAIR
 
 from edgetop import __version__
 from edgetop.tui.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-SIM_FLEET = """
-[[host]]
-name = "a100-1"
-transport = "sim"
-device = "a100-40gb"
-interval = 0.05
-
-[[host]]
-name = "xavier-1"
-transport = "sim"
-device = "jetson-agx-xavier"
-interval = 0.05
-"""
+SIM_FLEET = SIM_PAIR.format(jetson="xavier-1")
 
 
 def write(tmp_path: Path, text: str) -> Path:
