@@ -67,3 +67,35 @@ def test_bad_catalog_files_are_explained(tmp_path: Path) -> None:
     path.write_text('{"version": 1, "models": [{"name": "x"}]}')
     with pytest.raises(CatalogError, match="malformed"):
         load_catalog(path)
+
+
+def test_shipped_catalog_is_current_with_the_zoo() -> None:
+    from edgetop.models.catalog import CATALOG_PATH, build_catalog
+
+    shipped = json.loads(CATALOG_PATH.read_text())["models"]
+    assert build_catalog()["models"] == shipped, "run: python -m edgetop.models.catalog"
+
+
+def test_models_command_lists_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    from edgetop.tui.cli import main
+
+    assert main(["models", "--json"]) == 0
+    models = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert set(models) == {
+        "resnet50",
+        "bert-base",
+        "bert-large",
+        "ssd-resnet34",
+        "dlrm",
+        "gpt2",
+        "gpt2-medium",
+        "yolov5s",
+        "yolov5m",
+        "mobilenetv2",
+    }
+    resnet = models["resnet50"]
+    assert resnet["family"] == "conv" and resnet["params"] == 25_557_032
+    assert resnet["gflops"] == pytest.approx(2 * 4.09, rel=0.01)
+    assert resnet["input_shape"] == [[1, 3, 224, 224]]
+    assert main(["models"]) == 0
+    assert "mobilenetv2" in capsys.readouterr().out

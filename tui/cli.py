@@ -21,6 +21,7 @@ from edgetop.core.config import ConfigError, FleetConfig, find_hosts_file, load_
 from edgetop.core.fleet import FleetSnapshot
 from edgetop.core.monitor import FleetMonitor
 from edgetop.core.report import fleet_dict
+from edgetop.models.catalog import CatalogError, load_catalog
 from edgetop.tui import format as fmt
 
 EXIT_OK, EXIT_FLEET_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -80,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT_S,
         help="seconds to wait for every host (default %(default)s)",
     )
+
+    models = commands.add_parser(
+        "models", parents=[common], help="the workload catalog with its features"
+    )
+    models.add_argument("--json", action="store_true", help="machine-readable output")
 
     hosts = commands.add_parser("hosts", help="fleet housekeeping")
     hosts_commands = hosts.add_subparsers(dest="hosts_command", metavar="ACTION", required=True)
@@ -187,11 +193,44 @@ def cmd_hosts_check(config: FleetConfig, args: argparse.Namespace, out: Console)
     return EXIT_OK if snap.all_answered else EXIT_FLEET_FAILED
 
 
+def cmd_models(args: argparse.Namespace, out: Console) -> int:
+    catalog = load_catalog()
+    if args.json:
+        print(json.dumps({"models": [f.to_dict() for f in catalog.values()]}, indent=2))
+        return EXIT_OK
+    table = Table(box=None, header_style="bold")
+    for column in ("model", "family", "params", "GFLOPs", "activations", "input"):
+        table.add_column(column, no_wrap=True)
+    for f in catalog.values():
+        shapes = ["x".join(str(d) for d in s[1:]) for s in f.input_shape]
+        shape = (
+            f"{shapes[0]} (x{len(shapes)})"
+            if len(set(shapes)) == 1 and len(shapes) > 1
+            else " + ".join(shapes)
+        )
+        table.add_row(
+            f.name,
+            f.family,
+            f"{f.params / 1e6:,.1f}M",
+            fmt.gflops(f.gflops),
+            fmt.size(f.activation_bytes),
+            shape,
+        )
+    out.print(table)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    if args.command == "models":  # the catalog needs no fleet file
+        try:
+            return cmd_models(args, out)
+        except CatalogError as exc:
+            err.print(f"edgetop: error: {exc}", markup=False)
+            return EXIT_BAD_INPUT
     try:
         config = _load(args)
     except ConfigError as exc:

@@ -14,6 +14,22 @@ def gib(value: int | None) -> str:
     return NA if value is None else f"{value / GIB:.1f}G"
 
 
+def size(value: int | None) -> str:
+    """Bytes in the largest binary unit that keeps the figure at or above 1."""
+    if value is None:
+        return NA
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:,.0f} {unit}" if unit == "B" else f"{amount:,.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")
+
+
+def gflops(value: float) -> str:
+    return f"{value:,.2f}" if value >= 0.1 else f"{value:.3g}"
+
+
 def mem(used: int | None, total: int | None) -> str:
     if used is None and total is None:
         return NA
