@@ -87,6 +87,10 @@ def device_features(host: HostView) -> dict[str, Any]:
     }
 
 
+def _rounded(value: Any, digits: int) -> Any:
+    return round(value, digits) if isinstance(value, int | float) else None
+
+
 def profile_row(
     run: Run,
     features: WorkloadFeatures,
@@ -110,10 +114,10 @@ def profile_row(
         "input_shape": " + ".join("x".join(map(str, s)) for s in features.input_shape),
         "cpu_quota": host.cpu_quota,
         "mem_limit": host.mem_limit,
-        "p50_ms": metrics.get("p50_ms"),
-        "p90_ms": metrics.get("p90_ms"),
-        "p99_ms": metrics.get("p99_ms"),
-        "throughput": metrics.get("throughput"),
+        "p50_ms": _rounded(metrics.get("p50_ms"), 4),
+        "p90_ms": _rounded(metrics.get("p90_ms"), 4),
+        "p99_ms": _rounded(metrics.get("p99_ms"), 4),
+        "throughput": _rounded(metrics.get("throughput"), 3),
         "queries": metrics.get("count"),
         "threads": metrics.get("threads"),
         "worker_device": metrics.get("device"),

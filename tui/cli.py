@@ -20,6 +20,7 @@ from edgetop.core.checks import platform_summary, version_drift
 from edgetop.core.config import ConfigError, FleetConfig, find_hosts_file, load_config
 from edgetop.core.fleet import FleetSnapshot
 from edgetop.core.monitor import FleetMonitor
+from edgetop.core.profile import SCENARIOS
 from edgetop.core.report import fleet_dict
 from edgetop.models.catalog import CatalogError, load_catalog
 from edgetop.tui import format as fmt
@@ -86,6 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
         "models", parents=[common], help="the workload catalog with its features"
     )
     models.add_argument("--json", action="store_true", help="machine-readable output")
+
+    profile = commands.add_parser(
+        "profile", parents=[common], help="measure workloads on the fleet's hosts (resumable)"
+    )
+    profile.add_argument(
+        "--models", required=True, metavar="A,B", help="catalog names or package.module:function"
+    )
+    profile.add_argument("--batch", default="1", metavar="1,8", help="batch sizes (default 1)")
+    profile.add_argument("--scenario", default="singlestream", choices=SCENARIOS)
+    profile.add_argument("--qps", type=_positive, help="server scenario: target queries/s")
+    profile.add_argument(
+        "--duration",
+        type=_positive,
+        default=10.0,
+        help="seconds measured per run (default %(default)s)",
+    )
+    profile.add_argument("--on", metavar="HOST,...", help="only these hosts (default: all)")
+    profile.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="rows are appended; runs already in it are skipped",
+    )
 
     hosts = commands.add_parser("hosts", help="fleet housekeeping")
     hosts_commands = hosts.add_subparsers(dest="hosts_command", metavar="ACTION", required=True)
@@ -241,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "snapshot":
             return cmd_snapshot(config, args, out)
+        if args.command == "profile":
+            from edgetop.tui.profile_command import cmd_profile
+
+            return cmd_profile(config, args, out, err)
         if args.command == "hosts":
             return cmd_hosts_check(config, args, out)
         if args.auto:

@@ -1,0 +1,147 @@
+"""Runs a profile sweep: each run deploys a worker for a fixed time and reads its statistics.
+
+Runs go one at a time, so no two measurements share a machine's cores or a switch (a fleet of
+testbed "hosts" shares one machine). A run that fails becomes an outcome with its reason and
+the sweep goes on; an interrupted sweep stops the worker it was measuring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import secrets
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from edgetop import __version__
+from edgetop.core.config import FleetConfig, HostConfig
+from edgetop.core.monitor import FleetMonitor, ssh_target
+from edgetop.core.profile import Run, profile_row
+from edgetop.models.workload import WorkloadFeatures
+from edgetop.remote.deploy import DeployError, Layout, LocalHost, SSHHost, deploy, stop
+from edgetop.remote.deploy import list_deployments as scan
+from edgetop.remote.errors import EdgetopError
+from edgetop.remote.ssh import connect
+
+# Profiling runs live apart from the operator's deployments, so `ps` never lists them.
+PROFILE_LAYOUT = Layout(state="~/.local/state/edgetop/profile-runs")
+POLL_S = 0.5
+FINISHED = ("stopped", "failed", "dead")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run: Run
+    row: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    duration_s: float = 10.0
+    qps: float | None = None  # server scenario only
+    model_kwargs: Mapping[str, Any] | None = None
+    accept_new_hosts: bool = False
+
+
+async def _open(config: FleetConfig, host: HostConfig, accept_new: bool) -> tuple[Any, Any]:
+    """The host's shell for the deployer, and the SSH connection to close after (if any)."""
+    if host.transport == "local":
+        return LocalHost(host.name), None
+    conn = await connect(ssh_target(config, host, accept_new))
+    return SSHHost(conn, label=host.name), conn
+
+
+def _python(host: HostConfig) -> str:
+    return sys.executable if host.transport == "local" and host.python == "python3" else host.python
+
+
+def _user_module_files(model: str) -> list[str]:
+    """A `module:function` model's source file, shipped with the worker (single files only)."""
+    if ":" not in model:
+        return []
+    found = importlib.util.find_spec(model.split(":", 1)[0])
+    origin = found.origin if found else None
+    return [origin] if origin and origin.endswith(".py") and "." not in model.split(":")[0] else []
+
+
+async def measure(
+    config: FleetConfig,
+    run: Run,
+    features: WorkloadFeatures,
+    monitor: FleetMonitor,
+    settings: SweepSettings,
+) -> RunOutcome:
+    host = config.host(run.host)
+    if host.transport == "sim":
+        return RunOutcome(run, error="simulated host: nothing real to measure")
+    view = monitor.snapshot.host(run.host)  # the device's state as the run starts
+    spec = {
+        "id": f"profile-{secrets.token_hex(4)}",
+        "model": run.model,
+        "batch": run.batch,
+        "scenario": run.scenario,
+        "qps": settings.qps,
+        "duration_s": settings.duration_s,
+        "window_s": settings.duration_s,  # the final statistics cover the whole run
+        "model_kwargs": dict(settings.model_kwargs or {}),
+    }
+    python = _python(host)
+    user_modules = _user_module_files(run.model)
+    try:
+        shell, conn = await _open(config, host, settings.accept_new_hosts)
+    except EdgetopError as exc:
+        return RunOutcome(run, error=str(exc))
+    try:
+        try:
+            await deploy(
+                shell, spec, python=python, layout=PROFILE_LAYOUT, user_modules=user_modules
+            )
+        except DeployError as exc:
+            return RunOutcome(run, error=str(exc))
+        try:
+            info = await _wait_finished(shell, spec["id"], python, settings.duration_s)
+        finally:
+            # Interrupted (or timed out): never leave a profiling worker behind.
+            with contextlib.suppress(EdgetopError, asyncio.CancelledError):
+                await asyncio.shield(stop(shell, spec["id"], python=python, layout=PROFILE_LAYOUT))
+        if info is None or not info.metrics or info.state != "stopped":
+            reason = info.reason if info else "the worker never finished"
+            return RunOutcome(run, error=f"run did not complete: {reason}")
+        row = profile_row(run, features, view, info.metrics, measured_at=time.time(),
+                          version=__version__)  # fmt: skip
+        return RunOutcome(run, row=row)
+    finally:
+        with contextlib.suppress(Exception):
+            await shell.close()
+        if conn is not None:
+            conn.close()
+
+
+async def _wait_finished(shell: Any, deployment_id: str, python: str, duration_s: float) -> Any:
+    deadline = time.monotonic() + duration_s + 120  # model load and warm-up on a slow host
+    while time.monotonic() < deadline:
+        infos = await scan(shell, python=python, layout=PROFILE_LAYOUT)
+        info = next((i for i in infos if i.id == deployment_id), None)
+        if info is not None and info.state in FINISHED:
+            return info
+        await asyncio.sleep(POLL_S)
+    return None
+
+
+async def run_sweep(
+    config: FleetConfig,
+    runs: Sequence[Run],
+    features: Mapping[str, WorkloadFeatures],
+    settings: SweepSettings,
+    on_outcome: Callable[[RunOutcome], None],
+) -> None:
+    """Measure every run in turn, reporting each outcome as soon as it is known."""
+    async with FleetMonitor(config, accept_new_hosts=settings.accept_new_hosts) as monitor:
+        await monitor.wait_for(lambda s: s.all_settled, 30)
+        for run in runs:
+            on_outcome(await measure(config, run, features[run.model], monitor, settings))
