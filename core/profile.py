@@ -18,9 +18,9 @@ from edgetop.models.workload import WorkloadFeatures
 SCENARIOS = ("singlestream", "server", "offline")
 
 # The identity of a run; a row with the same key is never measured twice.
-KEY_COLUMNS = ("host", "model", "batch", "scenario")
+KEY_COLUMNS = ("host", "model", "batch", "scenario", "options")
 COLUMNS = (
-    "host", "device", "device_kind", "model", "family", "batch", "scenario",
+    "host", "device", "device_kind", "model", "family", "batch", "scenario", "options",
     "params", "gflops", "activation_bytes", "arithmetic_intensity", "input_shape",
     "cpu_quota", "mem_limit", "device_util", "device_mem_free", "device_temp_c", "power_mode",
     "p50_ms", "p90_ms", "p99_ms", "throughput", "queries", "threads", "worker_device",
@@ -34,10 +34,11 @@ class Run:
     model: str
     batch: int
     scenario: str
+    options: str = ""  # model options as `key=value;...`, e.g. "seq_len=128"
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.host, self.model, str(self.batch), self.scenario)
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.host, self.model, str(self.batch), self.scenario, self.options)
 
 
 def plan_runs(
@@ -45,7 +46,8 @@ def plan_runs(
     models: Sequence[str],
     batches: Sequence[int],
     scenario: str,
-    done: Iterable[tuple[str, str, str, str]] = (),
+    done: Iterable[tuple[str, ...]] = (),
+    options: str = "",
 ) -> list[Run]:
     """Every (model, batch, host) not yet measured, host-major so one host's runs group."""
     finished = set(done)
@@ -54,16 +56,16 @@ def plan_runs(
         for host in hosts
         for model in models
         for batch in batches
-        if (run := Run(host, model, batch, scenario)).key not in finished
+        if (run := Run(host, model, batch, scenario, options)).key not in finished
     ]
 
 
-def done_keys(csv_text: str) -> set[tuple[str, str, str, str]]:
+def done_keys(csv_text: str) -> set[tuple[str, ...]]:
     """Keys of the rows an earlier (maybe interrupted) sweep already wrote."""
     reader = csv.DictReader(io.StringIO(csv_text))
     if reader.fieldnames is None or not set(KEY_COLUMNS) <= set(reader.fieldnames):
         return set()
-    return {tuple(row[c] for c in KEY_COLUMNS) for row in reader}  # type: ignore[misc]
+    return {tuple(row[c] or "" for c in KEY_COLUMNS) for row in reader}
 
 
 def device_features(host: HostView) -> dict[str, Any]:
@@ -107,6 +109,7 @@ def profile_row(
         "family": features.family,
         "batch": run.batch,
         "scenario": run.scenario,
+        "options": run.options,
         "params": features.params,
         "gflops": round(features.gflops, 6),
         "activation_bytes": features.activation_bytes,
@@ -126,6 +129,30 @@ def profile_row(
     }
     row.update(device_features(host))
     return {column: row.get(column) for column in COLUMNS}
+
+
+def parse_options(items: Sequence[str]) -> dict[str, int | float | str]:
+    """`["seq_len=128", "image_size=64"]` -> kwargs for the model; ValueError names a bad item."""
+    out: dict[str, int | float | str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"model option {item!r} is not KEY=VALUE")
+        text = value.strip()
+        number: int | float | str = text
+        for kind in (int, float):
+            try:
+                number = kind(text)
+                break
+            except ValueError:
+                continue
+        out[key.strip()] = number
+    return out
+
+
+def options_text(options: Mapping[str, Any]) -> str:
+    """The canonical spelling of model options, as stored in the CSV."""
+    return ";".join(f"{k}={options[k]}" for k in sorted(options))
 
 
 def parse_batches(text: str) -> list[int]:

@@ -44,7 +44,7 @@ class RunOutcome:
 class SweepSettings:
     duration_s: float = 10.0
     qps: float | None = None  # server scenario only
-    model_kwargs: Mapping[str, Any] | None = None
+    model_kwargs: Mapping[str, Any] | None = None  # e.g. seq_len, image_size, rows_scale
     accept_new_hosts: bool = False
 
 

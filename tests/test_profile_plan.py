@@ -9,7 +9,9 @@ from edgetop.core.profile import (
     COLUMNS,
     Run,
     done_keys,
+    options_text,
     parse_batches,
+    parse_options,
     plan_runs,
     profile_row,
 )
@@ -22,7 +24,11 @@ FEATURES = WorkloadFeatures("mlp", "custom", 10, 40, 0.5, 100, 200, ((1, 16),), 
 
 def test_plan_skips_what_was_measured() -> None:
     runs = plan_runs(
-        ["a", "b"], ["m1", "m2"], [1, 8], "singlestream", done={("a", "m1", "8", "singlestream")}
+        ["a", "b"],
+        ["m1", "m2"],
+        [1, 8],
+        "singlestream",
+        done={("a", "m1", "8", "singlestream", "")},
     )
     assert len(runs) == 7
     assert Run("a", "m1", 8, "singlestream") not in runs
@@ -56,6 +62,15 @@ def test_done_keys_read_back_what_rows_were_written() -> None:
 def test_done_keys_of_an_unrelated_file_is_empty() -> None:
     assert done_keys("") == set()
     assert done_keys("a,b\n1,2\n") == set()
+
+
+def test_options_parse_and_spell_canonically() -> None:
+    options = parse_options(["seq_len=128", "rows_scale=1e-4", "name=x"])
+    assert options == {"seq_len": 128, "rows_scale": 1e-4, "name": "x"}
+    assert options_text(options) == "name=x;rows_scale=0.0001;seq_len=128"
+    for bad in ("seq_len", "=3", "a b=1"):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            parse_options([bad])
 
 
 def test_batches_parse_and_bad_ones_are_named() -> None:

@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds measured per run (default %(default)s)",
     )
+    profile.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, e.g. seq_len=128 or image_size=160 (repeatable)",
+    )
     profile.add_argument("--on", metavar="HOST,...", help="only these hosts (default: all)")
     profile.add_argument(
         "--out",

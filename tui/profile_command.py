@@ -6,12 +6,20 @@ import argparse
 import asyncio
 import csv
 from collections.abc import Mapping
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edgetop.core.config import FleetConfig
-from edgetop.core.profile import COLUMNS, done_keys, parse_batches, plan_runs
+from edgetop.core.profile import (
+    COLUMNS,
+    done_keys,
+    options_text,
+    parse_batches,
+    parse_options,
+    plan_runs,
+)
 from edgetop.core.profiler import RunOutcome, SweepSettings, run_sweep
 from edgetop.models.catalog import load_catalog
 from edgetop.models.errors import ModelError
@@ -20,18 +28,19 @@ from edgetop.models.workload import WorkloadFeatures
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _features(names: list[str]) -> Mapping[str, WorkloadFeatures]:
-    """Catalog models from the shipped catalog; a user's own model is measured here."""
+def _features(names: list[str], options: dict[str, Any]) -> Mapping[str, WorkloadFeatures]:
+    """Catalog models at their default size from the shipped catalog; anything else (a user's
+    own model, or a catalog model with options) is measured here, on the meta device."""
     catalog = load_catalog()
     out: dict[str, WorkloadFeatures] = {}
     for name in names:
-        if name in catalog:
+        if name in catalog and not options:
             out[name] = catalog[name]
             continue
         from edgetop.models.features import extract
         from edgetop.models.zoo import get_model
 
-        out[name] = extract(get_model(name))
+        out[name] = extract(get_model(name), **options)
     return out
 
 
@@ -62,21 +71,27 @@ def cmd_profile(config: FleetConfig, args: argparse.Namespace, out: Console, err
     if args.scenario == "server" and args.qps is None:
         return bad("--scenario server needs --qps")
     try:
-        features = _features(models)
+        options = parse_options(args.option)
+    except ValueError as exc:
+        return bad(f"--option: {exc}")
+    try:
+        features = _features(models, options)
     except ModelError as exc:
-        return bad(f"--models: {exc}")
+        return bad(f"--models/--option: {exc}")
     try:
         existing = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
     except (OSError, UnicodeDecodeError) as exc:
         return bad(f"--out: cannot read {args.out}: {exc}")
     if existing and not existing.startswith(",".join(COLUMNS[:3])):
         return bad(f"--out: {args.out} exists and is not an edgetop profile CSV")
-    runs = plan_runs(hosts, models, batches, args.scenario, done_keys(existing))
+    runs = plan_runs(
+        hosts, models, batches, args.scenario, done_keys(existing), options_text(options)
+    )
     skipped = len(hosts) * len(models) * len(batches) - len(runs)
     if skipped:
         out.print(f"{skipped} run(s) already in {args.out}: skipped")
     settings = SweepSettings(
-        args.duration, args.qps, None, getattr(args, "accept_new_hosts", False)
+        args.duration, args.qps, options, getattr(args, "accept_new_hosts", False)
     )
     failures: list[RunOutcome] = []
     with args.out.open("a", newline="", encoding="utf-8") as handle:
