@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from edgetop.remote.link import HostStatus, LinkEvent
-from edgetop.remote.protocol import DeviceReading, Hello
+from edgetop.remote.protocol import DeploymentReading, DeviceReading, Hello
 
 HISTORY_LEN = 120  # samples kept per device, enough for a two-minute sparkline at 1 Hz
 
@@ -27,6 +27,7 @@ class HostView:
     since: float | None = None
     hello: Hello | None = None
     devices: tuple[DeviceReading, ...] = ()
+    deployments: tuple[DeploymentReading, ...] = ()  # workers the host's agent reports
     sample_at: float | None = None
     seq: int | None = None
     samples: int = 0
@@ -120,6 +121,7 @@ def apply_event(host: HostView, event: LinkEvent) -> HostView:
         sample = event.sample
         changes.update(
             devices=sample.devices,
+            deployments=sample.deployments,
             sample_at=event.at,
             seq=sample.seq,
             samples=host.samples + 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from edgetop.core.fleet import FleetSnapshot, HostView
@@ -47,6 +48,7 @@ def host_dict(host: HostView, now: float) -> dict[str, Any]:
         "bad_lines": host.bad_lines,
         "errors": dict(host.errors),
         "devices": [device_dict(d) for d in host.devices],
+        "deployments": [asdict(d) for d in host.deployments],
     }
 
 

@@ -1724,6 +1724,99 @@ class JetsonCollector:
 # --------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------
+# Inference workers on this host (edgetop.remote.worker): forwarded with the telemetry
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_DEPLOYMENTS_DIR = "~/.local/state/edgetop/deployments"
+_DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_MAX_DEPLOYMENTS = 64  # a line stays a few KiB however many directories pile up
+_METRIC_KEYS = ("p50_ms", "p90_ms", "p99_ms", "throughput", "slo_compliance", "count", "t")
+
+
+def last_json_line(path: str, tail_bytes: int = 8192) -> Optional[Dict[str, Any]]:
+    """The last complete JSON object line of a file, reading only its tail."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - tail_bytes))
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(lines):
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            continue  # a line being written, or the cut first line of the tail
+        if isinstance(obj, dict):
+            return obj
+    return None
+
+
+def _pid_alive(directory: str) -> bool:
+    text = _read_text(os.path.join(directory, "pid"), 64)
+    pid = _int((text or "").strip())
+    if pid is None or pid <= 0:
+        return False
+    args = (_read_bytes(f"/proc/{pid}/cmdline") or b"").split(b"\0")
+    # A reused pid belongs to someone else: it must be a worker of exactly this directory.
+    return os.path.realpath(directory).encode() in [
+        os.path.realpath(a.decode("utf-8", "replace")).encode() for a in args if a
+    ]
+
+
+def read_deployment(directory: str) -> Optional[Dict[str, Any]]:
+    """One deployment directory as the sample reports it; None for a stopped one."""
+    status = _load_json(os.path.join(directory, "status.json"))
+    spec = _load_json(os.path.join(directory, "spec.json"))
+    state = status.get("state") if isinstance(status, dict) else None
+    if state == "stopped":
+        return None
+    if state in (None, "starting", "running") and not _pid_alive(directory):
+        state = "dead"
+    out: Dict[str, Any] = {"id": os.path.basename(directory), "state": state}
+    if isinstance(spec, dict):
+        for key in ("model", "batch", "scenario", "slo_ms"):
+            out[key] = spec.get(key)
+    if isinstance(status, dict) and status.get("reason"):
+        out["reason"] = str(status["reason"])[:300]
+    metrics = last_json_line(os.path.join(directory, "metrics.jsonl"))
+    if metrics:
+        for key in _METRIC_KEYS:
+            out[key] = metrics.get(key)
+    return out
+
+
+def _load_json(path: str) -> Any:
+    text = _read_text(path, 1 << 16)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def scan_deployments(root: str) -> List[Dict[str, Any]]:
+    """Workers under `root` that are not stopped (missing root: none)."""
+    root = os.path.expanduser(root)
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    found: List[Dict[str, Any]] = []
+    for name in names:
+        directory = os.path.join(root, name)
+        if _DEPLOYMENT_ID.match(name) and os.path.isdir(directory):
+            entry = read_deployment(directory)
+            if entry is not None:
+                found.append(entry)
+        if len(found) >= _MAX_DEPLOYMENTS:
+            break
+    return found
+
+
 def detect_jetson(root: str = "/") -> Optional[Dict[str, Any]]:
     """A Jetson has /etc/nv_tegra_release or a device-tree model naming a Jetson."""
     release = _read_text(_under(root, "/etc/nv_tegra_release"), 4096)
@@ -1750,8 +1843,10 @@ class Agent:
         jetson: Optional[JetsonCollector] = None,
         detect_jetson_host: bool = True,
         root: str = "/",
+        deployments_dir: str = DEFAULT_DEPLOYMENTS_DIR,
     ) -> None:
         self.interval = interval
+        self.deployments_dir = deployments_dir
         self.phys_mem = _mem_total_bytes()
         self.cgroup = read_cgroup_limits(
             _read_text(_under(root, "/proc/self/cgroup")) or "",
@@ -1861,12 +1956,18 @@ class Agent:
                 devices.extend(source.inventory())
         if self.jetson is not None:
             self.collectors.update(self.jetson.status)
+        try:
+            deployments = scan_deployments(self.deployments_dir)
+        except Exception as exc:
+            errors["deployments"] = _errstr(exc)
+            deployments = []
         return {
             "v": PROTOCOL_VERSION,
             "type": "sample",
             "seq": seq,
             "t": round(time.time(), 3),
             "devices": devices,
+            "deployments": deployments,
             "errors": errors,
         }
 
@@ -1907,6 +2008,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="edgetop-agent", description="edgetop host agent")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
     parser.add_argument("--once", action="store_true", help="print hello and one sample, exit")
+    parser.add_argument(
+        "--deployments-dir",
+        default=DEFAULT_DEPLOYMENTS_DIR,
+        help="where this host's inference workers keep their state",
+    )
     args = parser.parse_args(argv)
     if not math.isfinite(args.interval) or args.interval <= 0:
         parser.error("--interval must be a positive number")
@@ -1914,8 +2020,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     return args
 
 
-def run(interval: float, once: bool = False) -> None:
-    agent = Agent(interval)
+def run(
+    interval: float, once: bool = False, deployments_dir: str = DEFAULT_DEPLOYMENTS_DIR
+) -> None:
+    agent = Agent(interval, deployments_dir=deployments_dir)
     _emit(agent.hello())
     seq = 0
     next_tick = time.monotonic()
@@ -1943,7 +2051,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not args.once:
         threading.Thread(target=_watch_stdin, name="edgetop-stdin", daemon=True).start()
     try:
-        run(args.interval, once=args.once)
+        run(args.interval, once=args.once, deployments_dir=args.deployments_dir)
     except KeyboardInterrupt:
         _shutdown(0)
     except Exception as exc:

@@ -100,11 +100,32 @@ class Hello:
 
 
 @dataclass(frozen=True)
+class DeploymentReading:
+    """An inference worker on the host, with its latest window statistics (if any yet)."""
+
+    id: str
+    state: str | None
+    model: str | None = None
+    batch: int | None = None
+    scenario: str | None = None
+    slo_ms: float | None = None
+    reason: str | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    throughput: float | None = None
+    slo_compliance: float | None = None
+    count: int | None = None
+    t: float | None = None  # when the statistics were taken, by the host's clock
+
+
+@dataclass(frozen=True)
 class Sample:
     seq: int
     t: float
     devices: tuple[DeviceReading, ...]
     errors: Mapping[str, str]
+    deployments: tuple[DeploymentReading, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,6 +264,25 @@ def _device(obj: Mapping[str, Any]) -> DeviceReading:
     )
 
 
+def _deployment(obj: Mapping[str, Any]) -> DeploymentReading:
+    return DeploymentReading(
+        id=_text(obj, "id", required=True) or "",
+        state=_text(obj, "state"),
+        model=_text(obj, "model"),
+        batch=_number(obj, "batch", integer=True),
+        scenario=_text(obj, "scenario"),
+        slo_ms=_number(obj, "slo_ms"),
+        reason=_text(obj, "reason"),
+        p50_ms=_number(obj, "p50_ms"),
+        p90_ms=_number(obj, "p90_ms"),
+        p99_ms=_number(obj, "p99_ms"),
+        throughput=_number(obj, "throughput"),
+        slo_compliance=_number(obj, "slo_compliance"),
+        count=_number(obj, "count", integer=True),
+        t=_number(obj, "t"),
+    )
+
+
 def _sample(obj: Mapping[str, Any]) -> Sample:
     seq = _number(obj, "seq", integer=True)
     t = _number(obj, "t")
@@ -254,6 +294,7 @@ def _sample(obj: Mapping[str, Any]) -> Sample:
         t=t,
         devices=tuple(_device(d) for d in _objects(obj, "devices")),
         errors={str(k): str(v) for k, v in errors.items()},
+        deployments=tuple(_deployment(d) for d in _objects(obj, "deployments")),
     )
 
 

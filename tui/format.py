@@ -36,6 +36,10 @@ def mem(used: int | None, total: int | None) -> str:
     return f"{gib(used)}/{gib(total)}"
 
 
+def ms(value: float | None) -> str:
+    return NA if value is None else f"{value:,.1f} ms"
+
+
 def temp(value: float | None) -> str:
     return NA if value is None else f"{value:.0f}°C"
 

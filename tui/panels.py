@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from edgetop.core.fleet import FleetSnapshot, HostView
 from edgetop.remote.link import HostStatus
+from edgetop.remote.protocol import DeploymentReading
 from edgetop.tui import format as fmt
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -41,6 +42,23 @@ def bar(value: float | None, width: int = 10) -> Text:
     filled = round(max(0.0, min(100.0, value)) / 100 * width)
     style = "red" if value >= 90 else "yellow" if value >= 60 else "green"
     return Text("█" * filled, style=style) + Text("░" * (width - filled), style="dim")
+
+
+DEPLOYMENT_STYLE = {"running": "green", "starting": "yellow", "failed": "red", "dead": "red"}
+
+
+def deployment_line(d: DeploymentReading) -> Text:
+    """A worker on the host: what runs, and how fast it answers right now."""
+    line = Text(" ▶ ", style=DEPLOYMENT_STYLE.get(d.state or "", "dim"))
+    line.append(f"{d.model or d.id} b{d.batch if d.batch is not None else '?'} ")
+    line.append(d.state or "unknown", style=DEPLOYMENT_STYLE.get(d.state or "", "dim"))
+    if d.state in ("failed", "dead") and d.reason:
+        line.append(f"  {d.reason[:60]}", style="red")
+    elif d.p50_ms is not None:
+        line.append(f"  p50 {fmt.ms(d.p50_ms)} p99 {fmt.ms(d.p99_ms)}")
+        if d.throughput is not None:
+            line.append(f"  {d.throughput:,.0f}/s")
+    return line
 
 
 class HostPanel(Static):
@@ -93,6 +111,7 @@ class HostPanel(Static):
             detail.append("  ")
             detail.append(sparkline(host.history.get(device.id, ()), SPARK_WIDTH), style="cyan")
             lines += [head, detail]
+        lines += [deployment_line(d) for d in host.deployments]
         footer = Text(fmt.quota(host.cpu_quota, host.mem_limit), style="dim")
         if host.hello is not None:
             footer.append(f" · {host.hello.hostname}", style="dim")
