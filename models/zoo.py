@@ -71,10 +71,10 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch import nn
@@ -82,6 +82,7 @@ from torch.utils._pytree import tree_flatten
 
 from edgetop.models.errors import ModelError, ModelOptionError, UnknownModelError
 from edgetop.models.nets import ZooModel, run_blocks
+from edgetop.models.nets.base import zip_strict
 from edgetop.models.nets import bert as bert_net
 from edgetop.models.nets import dlrm as dlrm_net
 from edgetop.models.nets import gpt2 as gpt2_net
@@ -107,8 +108,9 @@ FAMILIES = ("conv", "transformer", "recommender", "detector", "language-model", 
 SEED = 0
 FULL_DLRM_EMBEDDING_PARAMS = dlrm_net.embedding_params(1.0)  # 24,034,227,072 (89.5 GiB fp32)
 
+# Evaluated at import: typing's generics, as collections.abc's and dict[...] need 3.9.
 Builder = Callable[..., nn.Module]
-InputMaker = Callable[[int, torch.device, "torch.Generator | None", dict[str, Any]], tuple]
+InputMaker = Callable[[int, torch.device, Optional[torch.Generator], Dict[str, Any]], tuple]
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ def _seq_check(maximum: int) -> Callable[[dict[str, Any]], None]:
 
 def _dlrm_check(opts: dict[str, Any]) -> None:
     value = opts["rows_scale"]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise ModelOptionError(f"rows_scale must be a number in (0, 1], not {value!r}")
 
 
@@ -365,14 +367,14 @@ _USER_SPEC = re.compile(r"(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<functi
 def _same_output(a: Any, b: Any) -> bool:
     flat_a, spec_a = tree_flatten(a)
     flat_b, spec_b = tree_flatten(b)
-    if spec_a != spec_b or not flat_a:
+    if spec_a != spec_b or not flat_a:  # equal specs: as many leaves on both sides
         return False
     return all(
         isinstance(x, torch.Tensor)
         and isinstance(y, torch.Tensor)
         and x.shape == y.shape
         and torch.allclose(x, y, rtol=1e-4, atol=1e-5)
-        for x, y in zip(flat_a, flat_b, strict=True)
+        for x, y in zip_strict(flat_a, flat_b)
     )
 
 
@@ -444,7 +446,7 @@ def _call_user(name: str, function: Callable[..., Any], kwargs: dict[str, Any]) 
             f"model {name!r}: calling the function failed: {type(exc).__name__}: {exc}"
         ) from exc
     expected = "(torch.nn.Module, example input tensor or tuple of tensors at batch 1)"
-    if not isinstance(result, tuple | list) or len(result) != 2:
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise UnknownModelError(
             f"model {name!r}: the function must return {expected}, not {type(result).__name__}"
         )
@@ -457,7 +459,7 @@ def _call_user(name: str, function: Callable[..., Any], kwargs: dict[str, Any]) 
     if isinstance(example, torch.Tensor):
         example = (example,)
     if (
-        not isinstance(example, tuple | list)
+        not isinstance(example, (tuple, list))
         or not example
         or not all(isinstance(t, torch.Tensor) for t in example)
     ):
@@ -513,7 +515,7 @@ def _user_model(name: str) -> ModelSpec:
     doc = (function.__doc__ or "").strip().splitlines()
     description = doc[0] if doc else f"user model {type(module).__name__} from {name}"
     input_desc = ", ".join(
-        f"{'x'.join(map(str, t.shape[1:])) or 'scalar'} {str(t.dtype).removeprefix('torch.')}"
+        f"{'x'.join(map(str, t.shape[1:])) or 'scalar'} {_without_prefix(str(t.dtype), 'torch.')}"
         for t in example
     )
     # The example with values, per options, from the last real build (make_input repeats it).
@@ -541,6 +543,11 @@ def _user_model(name: str) -> ModelSpec:
     return ModelSpec(
         name, family, description, input_desc, None, builder, input_maker, validate=None
     )
+
+
+def _without_prefix(text: str, prefix: str) -> str:
+    """`text.removeprefix(prefix)`, which the hosts' Python 3.8 does not have."""
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _options_key(opts: Mapping[str, Any]) -> str:

@@ -63,9 +63,12 @@ MANIFEST = "MANIFEST.json"
 # The worker's dependencies inside edgetop.remote; edgetop.models is shipped whole.
 REMOTE_MODULES = ("__init__", "worker", "loadgen", "agent", "errors")
 
-# The worker and loadgen run on 3.8, but edgetop.models uses 3.10 features at runtime
-# (`isinstance(x, tuple | list)`, `str.removeprefix`); lower this once it does not.
-MIN_PYTHON = (3, 10)
+# The worker, loadgen and edgetop.models run on Python >= 3.8: JetPack 5 Jetsons (Orin,
+# Xavier) ship 3.8 with NVIDIA's torch wheels (tests/test_host_python.py guards it). torch
+# there must be >= 2.0 (meta-device builds under `with torch.device(...)`, scaled dot-product
+# attention; the worker refuses older ones itself, worker.MIN_TORCH), ideally >= 2.1
+# (torch.utils.flop_counter, for the activation part of the worker's memory estimate).
+MIN_PYTHON = (3, 8)
 RUN_TIMEOUT_S = 60.0
 TORCH_CHECK_TIMEOUT_S = 180.0  # a cold `import torch` on a Jetson's SD card takes a while
 START_TIMEOUT_S = 180.0
@@ -534,7 +537,7 @@ async def check_torch(host: HostShell, python: str) -> str:
     if version < MIN_PYTHON:
         raise DeployError(
             f"{python} on {host.label} is Python {lines[0]}; the worker needs "
-            f"{'.'.join(map(str, MIN_PYTHON))} or newer"
+            f"{'.'.join(map(str, MIN_PYTHON))} or newer (with torch >= 2.0)"
         )
     if done.returncode == 0 and len(lines) >= 2:
         return lines[1]

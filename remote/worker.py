@@ -28,12 +28,16 @@ So a model that cannot fit is reported, never OOM-killed in silence. On the CPU 
 ceil(cgroup CPU quota) threads, at most the cores it may run on.
 
 Exit status: 0 stopped (SIGTERM/SIGINT or `duration_s` reached), 1 failed while loading or
-running, 2 bad spec, 3 torch is not installed, 4 the model does not fit in free memory.
+running, 2 bad spec, 3 torch is not installed (or older than `MIN_TORCH`), 4 the model does not
+fit in free memory.
 
-Host Python: this module and loadgen run on >= 3.8 (torch 2.x needs that anyway); the model
-zoo it loads currently needs 3.10 (see deploy.MIN_PYTHON). Importing this module needs only the
-standard library and the agent's cgroup reader; torch and the zoo are imported when a worker
-runs, so --describe/--scan/--stop work on any host Python.
+Host Python: this module, loadgen and the model zoo run on >= 3.8 (JetPack 5's Python, with
+NVIDIA's torch wheels; see deploy.MIN_PYTHON and tests/test_host_python.py). Host torch: >= 2.0
+(`MIN_TORCH`: the zoo builds on the meta device under `with torch.device(...)` and its
+transformers call `scaled_dot_product_attention`); the activation estimate uses
+`torch.utils.flop_counter` (2.1), and on an older torch falls back to a cruder guess. Importing
+this module needs only the standard library and the agent's cgroup reader; torch and the zoo
+are imported when a worker runs, so --describe/--scan/--stop work on any host Python.
 """
 
 from __future__ import annotations
@@ -90,6 +94,9 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 MODEL_RE = re.compile(rf"^(?:[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}|{_IDENT}(?:\.{_IDENT})*:{_IDENT})$")
 DEVICE_RE = re.compile(r"^(?:auto|cpu|cuda(?::[0-9]{1,2})?)$")
 MAX_BATCH = 4096
+# `with torch.device(...)` (meta-device builds and estimates) and scaled_dot_product_attention
+# are torch 2.0; JetPack 5.0's torch 1.12/1.13 wheels are refused with that said.
+MIN_TORCH = (2, 0)
 
 
 class SpecError(ValueError):
@@ -700,6 +707,11 @@ def run_worker(directory: Path) -> int:
             status.set("failed", reason)
             _log(f"{reason}: {exc}")
             return EXIT_NO_TORCH
+        too_old = _torch_too_old(getattr(torch, "__version__", ""))
+        if too_old:
+            status.set("failed", too_old)
+            _log(too_old)
+            return EXIT_NO_TORCH
         try:
             runtime = Runtime(torch, spec, status)
         except MemoryRefusal as exc:
@@ -712,6 +724,19 @@ def run_worker(directory: Path) -> int:
             _log(reason)
             return EXIT_FAILED
         return _serve(torch, spec, runtime, status, directory, stop, started)
+
+
+def _torch_too_old(version: str) -> str | None:
+    """Why this torch cannot run the zoo (older than MIN_TORCH), or None. NVIDIA's Jetson
+    wheels say e.g. '2.1.0a0+41361538.nv23.06'; a version that does not parse is let through."""
+    found = re.match(r"(\d+)\.(\d+)", version)
+    if found is None or (int(found[1]), int(found[2])) >= MIN_TORCH:
+        return None
+    need = ".".join(map(str, MIN_TORCH))
+    return (
+        f"torch {version} on this host (python {platform.python_version()}) is too old: "
+        f"the model zoo needs torch >= {need}"
+    )
 
 
 def _serve(

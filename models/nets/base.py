@@ -18,7 +18,7 @@ the tuple of feature maps that later layers still need).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -52,8 +52,18 @@ class ZooModel(nn.Module):
         return run_blocks(self.blocks(), inputs)
 
 
+def zip_strict(*sized: Collection[Any]) -> Iterator[tuple[Any, ...]]:
+    """`zip(*sized, strict=True)` for the hosts' Python 3.8/3.9 (no `strict` there):
+    ValueError when the lengths differ, checked before anything is yielded."""
+    lengths = [len(c) for c in sized]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"zip_strict: the lengths differ: {lengths}")
+    return zip(*sized)  # noqa: B905 - the lengths were checked just above
+
+
 def current_device() -> torch.device:
-    """The device factory functions use right now (honours `with torch.device(...)`)."""
+    """The device factory functions use right now (honours `with torch.device(...)`, a
+    context manager since torch 2.0: the zoo needs torch >= 2.1, see deploy.MIN_PYTHON)."""
     return torch.empty(0).device
 
 

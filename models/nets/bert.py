@@ -25,6 +25,7 @@ decomposes into two batched matmuls (the CPU fused kernel is invisible to FlopCo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Tuple
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ from torch.nn import functional as F
 
 from edgetop.models.nets.base import ZooModel, current_device
 
-State = tuple[torch.Tensor, torch.Tensor]
+State = Tuple[torch.Tensor, torch.Tensor]  # typing.Tuple: evaluated at import, on 3.8 too
 
 
 @dataclass(frozen=True)

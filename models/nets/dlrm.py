@@ -27,14 +27,13 @@ Blocks and their states:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from edgetop.models.nets.base import ZooModel
+from edgetop.models.nets.base import ZooModel, zip_strict
 
 MLPERF_ROWS = (
     39884406, 39043, 17289, 7420, 20263, 3, 7120, 1543, 63, 38532951, 2953546, 403346, 10,
@@ -61,7 +60,8 @@ def embedding_params(rows_scale: float = 1.0) -> int:
 
 def _mlp(sizes: Sequence[int], sigmoid_last: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+    for i in range(len(sizes) - 1):  # successive pairs (no itertools.pairwise before 3.10)
+        n_in, n_out = sizes[i], sizes[i + 1]
         linear = nn.Linear(n_in, n_out)
         # the MLPerf reference's initialisation
         nn.init.normal_(linear.weight, 0.0, math.sqrt(2.0 / (n_in + n_out)))
@@ -85,7 +85,7 @@ class EmbeddingLookup(nn.Module):
     def __init__(self, rows: Sequence[int]) -> None:
         super().__init__()
         self.tables = nn.ModuleList(nn.Embedding(n, EMBEDDING_DIM) for n in rows)
-        for table, n in zip(self.tables, rows, strict=True):
+        for table, n in zip_strict(self.tables, rows):
             bound = math.sqrt(1.0 / n)
             nn.init.uniform_(table.weight, -bound, bound)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgetop.models.nets.base import ZooModel
+from edgetop.models.nets.base import ZooModel, zip_strict
 from edgetop.models.nets.resnet import BasicBlock, Stem, init_conv_weights
 
 NUM_CLASSES = 81  # 80 COCO classes and background
@@ -64,19 +64,19 @@ class DetectionHead(nn.Module):
         self.num_classes = num_classes
         self.loc = nn.ModuleList(
             nn.Conv2d(c, nd * 4, 3, stride=3, padding=1)
-            for c, nd in zip(FEATURE_CHANNELS, DEFAULT_BOXES, strict=True)
+            for c, nd in zip_strict(FEATURE_CHANNELS, DEFAULT_BOXES)
         )
         self.conf = nn.ModuleList(
             nn.Conv2d(c, nd * num_classes, 3, stride=3, padding=1)
-            for c, nd in zip(FEATURE_CHANNELS, DEFAULT_BOXES, strict=True)
+            for c, nd in zip_strict(FEATURE_CHANNELS, DEFAULT_BOXES)
         )
 
     def forward(self, features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         b = features[0].shape[0]
-        locs = [loc(f).reshape(b, 4, -1) for f, loc in zip(features, self.loc, strict=True)]
+        locs = [loc(f).reshape(b, 4, -1) for f, loc in zip_strict(features, self.loc)]
         confs = [
             conf(f).reshape(b, self.num_classes, -1)
-            for f, conf in zip(features, self.conf, strict=True)
+            for f, conf in zip_strict(features, self.conf)
         ]
         return torch.cat(locs, 2), torch.cat(confs, 2)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgetop.models.nets.base import ZooModel
+from edgetop.models.nets.base import ZooModel, zip_strict
 
 NUM_CLASSES = 80
 ANCHORS = (
@@ -121,7 +121,7 @@ class Detect(nn.Module):
         anchors = torch.tensor(ANCHORS, dtype=torch.float32).view(len(ANCHORS), 1, -1, 1, 1, 2)
         self.register_buffer("anchor_grid", anchors, persistent=False)  # pixels
         # ultralytics' bias prior: objectness for ~8 objects per 640 image, classes 0.6/nc
-        for conv, stride in zip(self.m, STRIDES, strict=True):
+        for conv, stride in zip_strict(self.m, STRIDES):
             with torch.no_grad():
                 b = conv.bias.view(self.na, -1)
                 b[:, 4] += math.log(8 / (640 / stride) ** 2)
@@ -129,7 +129,7 @@ class Detect(nn.Module):
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         out = []
-        for i, (x, conv) in enumerate(zip(xs, self.m, strict=True)):
+        for i, (x, conv) in enumerate(zip_strict(xs, self.m)):
             b, _, ny, nx = x.shape
             y = conv(x).view(b, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).sigmoid()
             gy, gx = torch.meshgrid(
@@ -165,7 +165,7 @@ class Step(nn.Module):
 
     def forward(self, state: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tuple:
         values = (state,) if isinstance(state, torch.Tensor) else state
-        env = dict(zip(self.carry_in, values, strict=True))
+        env = dict(zip_strict(self.carry_in, values))
         args = [env[j] for j in self.sources]
         env[self.index] = self.layer(args if len(args) > 1 else args[0])
         out = tuple(env[j] for j in self.carry_out)
