@@ -5,6 +5,10 @@ and no arithmetic is done, so even DLRM's 89.5 GiB of embeddings or SSD-ResNet34
 cost milliseconds. FLOPs come from `torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per
 multiply-accumulate). Peak activation memory is the largest set of simultaneously live op
 outputs during an eager inference forward pass, tracked with a dispatch mode and weakrefs.
+
+Needs torch >= 2.1 (`torch.utils.flop_counter`; `with torch.device("meta")` is 2.0): on an
+older torch this module does not import and the worker estimates memory without it. Runs on
+the hosts' Python >= 3.8 like the rest of the zoo.
 """
 
 from __future__ import annotations

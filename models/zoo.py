@@ -1,3 +1,5 @@
+# ruff: noqa: UP006, UP035, UP045
+# runs on the hosts' Python >= 3.8 (JetPack 5): typing's generics where evaluated at runtime
 """The model zoo: the MLPerf workloads and the held-out models, as pure torch definitions.
 
     spec = get_model("resnet50")           # a ModelSpec from CATALOG, or "package.module:function"
@@ -82,12 +84,12 @@ from torch.utils._pytree import tree_flatten
 
 from edgetop.models.errors import ModelError, ModelOptionError, UnknownModelError
 from edgetop.models.nets import ZooModel, run_blocks
-from edgetop.models.nets.base import zip_strict
 from edgetop.models.nets import bert as bert_net
 from edgetop.models.nets import dlrm as dlrm_net
 from edgetop.models.nets import gpt2 as gpt2_net
 from edgetop.models.nets import ssd as ssd_net
 from edgetop.models.nets import yolov5 as yolo_net
+from edgetop.models.nets.base import zip_strict
 from edgetop.models.nets.mobilenet import MobileNetV2
 from edgetop.models.nets.resnet import ResNet50
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def worker_like(tmp_path: Path) -> Iterator[Path]:
         [sys.executable, "-c", "import time; time.sleep(60)", "--dir", str(directory)]
     )
     (directory / "pid").write_text(str(proc.pid))
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    for _ in range(500):  # until the exec has happened (a loaded machine can lag)
+        if str(directory).encode() in cmdline.read_bytes():
+            break
+        time.sleep(0.01)
     yield directory
     proc.kill()
     proc.wait()
@@ -69,7 +75,7 @@ def test_running_dead_failed_and_stopped_workers(worker_like: Path) -> None:
 
     found = {d["id"]: d for d in scan_deployments(str(root))}
     assert set(found) == {"alive", "gone", "oom"}
-    assert found["alive"]["state"] == "running"
+    assert found["alive"]["state"] == "running", found
     assert found["alive"]["p50_ms"] == 11.0 and found["alive"]["model"] == "resnet50"
     assert found["gone"]["state"] == "dead"
     assert found["oom"]["state"] == "failed" and "memory" in found["oom"]["reason"]

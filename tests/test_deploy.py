@@ -233,7 +233,7 @@ async def test_torch_missing_on_the_host_is_a_clear_error(tmp_path: Path, layout
     jetpack4 = tmp_path / "python3.6"
     jetpack4.write_text("#!/bin/sh\necho 3.6.9\nexit 1\n")
     jetpack4.chmod(0o755)
-    with pytest.raises(DeployError, match=r"is Python 3\.6\.9; the worker needs 3\.10 or newer"):
+    with pytest.raises(DeployError, match=r"is Python 3\.6\.9; the worker needs 3\.8 or newer"):
         await deploy(LocalHost(), {"id": "t", "model": "resnet50"}, python=str(jetpack4))
 
 

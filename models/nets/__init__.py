@@ -5,6 +5,8 @@ No torchvision, no downloads: every network is written out here and initialised 
 block contract every network follows.
 """
 
+from __future__ import annotations
+
 from edgetop.models.nets.base import ZooModel, first_state, num_params, run_blocks
 
 __all__ = ["ZooModel", "first_state", "num_params", "run_blocks"]

@@ -62,8 +62,8 @@ def zip_strict(*sized: Collection[Any]) -> Iterator[tuple[Any, ...]]:
 
 
 def current_device() -> torch.device:
-    """The device factory functions use right now (honours `with torch.device(...)`, a
-    context manager since torch 2.0: the zoo needs torch >= 2.1, see deploy.MIN_PYTHON)."""
+    """The device factory functions use right now (honours `with torch.device(...)`,
+    a context manager since torch 2.0, the zoo's minimum: the worker's MIN_TORCH)."""
     return torch.empty(0).device
 
 

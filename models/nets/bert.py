@@ -1,3 +1,5 @@
+# ruff: noqa: UP006, UP035
+# runs on the hosts' Python >= 3.8 (JetPack 5): typing's generics where evaluated at runtime
 """BERT encoders with the SQuAD question-answering head (the MLPerf BERT task).
 
 bert-large is the shape of open_model_zoo's `bert-large-uncased-whole-word-masking-squad-0001`
@@ -33,7 +35,7 @@ from torch.nn import functional as F
 
 from edgetop.models.nets.base import ZooModel, current_device
 
-State = Tuple[torch.Tensor, torch.Tensor]  # typing.Tuple: evaluated at import, on 3.8 too
+State = Tuple[torch.Tensor, torch.Tensor]  # evaluated at import: typing.Tuple
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,7 @@ class DetectionHead(nn.Module):
         b = features[0].shape[0]
         locs = [loc(f).reshape(b, 4, -1) for f, loc in zip_strict(features, self.loc)]
         confs = [
-            conf(f).reshape(b, self.num_classes, -1)
-            for f, conf in zip_strict(features, self.conf)
+            conf(f).reshape(b, self.num_classes, -1) for f, conf in zip_strict(features, self.conf)
         ]
         return torch.cat(locs, 2), torch.cat(confs, 2)
 
