@@ -6,11 +6,9 @@ Timeouts are generous (slow CI); nothing here asserts on wall-clock speed.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pythons import PYENV_ROOT, find_python
 
 from edgetop.remote import agent, protocol
 from edgetop.remote.transport import agent_argv
@@ -246,42 +245,13 @@ def test_stays_small(agents: Any) -> None:
 
 # Host Pythons the agent must run on: JetPack 4 (L4T R32) Jetsons ship 3.6.9.
 HOST_PYTHONS = [f"3.{minor}" for minor in range(6, 14)]
-PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-
-
-def _version_of(exe: str) -> str | None:
-    try:
-        out = subprocess.run(
-            [exe, "-c", "import sys;print('.'.join(str(n) for n in sys.version_info[:3]))"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.decode().strip() if out.returncode == 0 else None
-
-
-def _find_python(minor: str) -> tuple[str, str] | None:
-    """(interpreter, its x.y.z) for a Python `minor` ('3.6'): a pyenv install, else PATH's
-    python3.6 (a pyenv shim for a version not selected fails the probe and is passed over)."""
-    candidates = sorted(
-        glob.glob(os.path.join(PYENV_ROOT, "versions", minor + ".*", "bin", "python"))
-    )
-    candidates.append(shutil.which("python" + minor) or "")
-    for exe in filter(None, candidates):
-        version = _version_of(exe)
-        if version and version.rsplit(".", 1)[0] == minor:
-            return exe, version
-    return None
 
 
 @pytest.mark.parametrize("minor", HOST_PYTHONS)
 def test_runs_on_every_host_python(minor: str) -> None:
     """The real bootstrap (transport.agent_argv) on each Python from 3.6 up, warnings as errors
     (a SyntaxWarning or DeprecationWarning there is tomorrow's failure on some host)."""
-    found = _find_python(minor)
+    found = find_python(minor)
     if found is None:
         pytest.skip(f"no Python {minor} found ({PYENV_ROOT}/versions, python{minor} on PATH)")
     exe, version = found

@@ -20,10 +20,8 @@ targets 3.10 (ruff's UP rules would happily rewrite `(int, float)` back into `in
 from __future__ import annotations
 
 import ast
-import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pythons import PYENV_ROOT, find_python, version_of
 
 from edgetop.remote import loadgen
 from edgetop.remote.deploy import MIN_PYTHON, code_bundle
@@ -49,7 +48,6 @@ HOST_FILES = sorted(
     ]
 )
 HOST_MINORS = ("3.8", "3.9")
-PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
 TIMEOUT = 120.0
 
 BUILTIN_GENERICS = {"list", "dict", "tuple", "set", "frozenset", "type"}
@@ -287,34 +285,6 @@ def test_vermin_says_3_8(bundle_dir: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _version_of(exe: str) -> str | None:
-    try:
-        out = subprocess.run(
-            [exe, "-c", "import sys;print('.'.join(str(n) for n in sys.version_info[:3]))"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.decode().strip() if out.returncode == 0 else None
-
-
-def _find_python(minor: str) -> tuple[str, str] | None:
-    """(interpreter, its x.y.z) for a Python `minor`: a pyenv install, else PATH's pythonX.Y
-    (a pyenv shim for a version not selected fails the probe and is passed over)."""
-    candidates = sorted(
-        glob.glob(os.path.join(PYENV_ROOT, "versions", minor + ".*", "bin", "python"))
-    )
-    candidates.append(shutil.which("python" + minor) or "")
-    for exe in filter(None, candidates):
-        version = _version_of(exe)
-        if version and version.rsplit(".", 1)[0] == minor:
-            return exe, version
-    return None
-
-
 def _interpreters() -> list[Any]:
     params = [pytest.param(minor, id=f"py{minor}") for minor in HOST_MINORS]
     extra = os.environ.get("EDGETOP_HOST_PYTHONS", "")
@@ -328,12 +298,12 @@ def host_python(request: pytest.FixtureRequest) -> str:
     from EDGETOP_HOST_PYTHONS."""
     wanted: str = request.param
     if os.sep in wanted:
-        version = _version_of(wanted)
+        version = version_of(wanted)
         if version is None:
             pytest.skip(f"{wanted} does not run")
         exe = wanted
     else:
-        found = _find_python(wanted)
+        found = find_python(wanted)
         if found is None:
             pytest.skip(f"no Python {wanted} found ({PYENV_ROOT}/versions, python{wanted} on PATH)")
         exe, version = found
