@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -29,14 +29,23 @@ EXIT_OK, EXIT_FLEET_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_TIMEOUT_S = 20.0
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
-    return value
+def _bounded(limit: float, unit: str) -> Callable[[str], float]:
+    """An argparse type: a finite number in (0, limit], its unit named in the error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit}, got {text!r}") from None
+        if not 0 < value <= limit:
+            raise argparse.ArgumentTypeError(f"must be above 0 and at most {limit:g} {unit}")
+        return value
+
+    return parse
+
+
+_positive = _bounded(3600, "seconds")
+_rate = _bounded(1e6, "queries per second")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     profile.add_argument("--batch", default="1", metavar="1,8", help="batch sizes (default 1)")
     profile.add_argument("--scenario", default="singlestream", choices=SCENARIOS)
-    profile.add_argument("--qps", type=_positive, help="server scenario: target queries/s")
+    profile.add_argument("--qps", type=_rate, help="server scenario: target queries/s")
     profile.add_argument(
         "--duration",
         type=_positive,
