@@ -46,6 +46,8 @@ class SweepSettings:
     qps: float | None = None  # server scenario only
     model_kwargs: Mapping[str, Any] | None = None  # e.g. seq_len, image_size, rows_scale
     accept_new_hosts: bool = False
+    # Declared (non-torch) models: name -> the worker spec's `declared` field (launch, query).
+    declared: Mapping[str, Mapping[str, Any]] | None = None
 
 
 async def _open(config: FleetConfig, host: HostConfig, accept_new: bool) -> tuple[Any, Any]:
@@ -90,6 +92,8 @@ async def measure(
         "window_s": settings.duration_s,  # the final statistics cover the whole run
         "model_kwargs": dict(settings.model_kwargs or {}),
     }
+    if settings.declared and run.model in settings.declared:
+        spec["declared"] = dict(settings.declared[run.model])
     python = _python(host)
     user_modules = _user_module_files(run.model)
     try:

@@ -572,5 +572,6 @@ def get_model(name: str) -> ModelSpec:
         return _user_model(name)
     raise UnknownModelError(
         f"unknown model {name!r}; the zoo has: {', '.join(CATALOG)} "
-        "(or name your own as package.module:function)"
+        "(or name your own as package.module:function; a non-torch server declared in "
+        "workloads.toml is run by the worker, never built by the zoo)"
     )

@@ -27,6 +27,14 @@ on CUDA `torch.cuda.mem_get_info`, on the CPU min(MemAvailable, cgroup limit - c
 So a model that cannot fit is reported, never OOM-killed in silence. On the CPU the worker uses
 ceil(cgroup CPU quota) threads, at most the cores it may run on.
 
+Declared models (a Triton or custom server, see edgetop.models.declared): a spec with a
+`declared` field ({"launch": argv, "query": argv}) is run without torch and WITHOUT the memory
+check. The worker starts `launch` (if any) as its child in its own process group (output in
+`server.log`; the group is stopped with the worker), waits until one query succeeds, then has
+loadgen time each run of `query` (argv, no shell, `{batch}` replaced, process start-up
+included) as one query. The server exiting, or DECLARED_MAX_FAILURES failed queries in a row,
+fail the worker with the server's exit status and output or the query's stderr.
+
 Exit status: 0 stopped (SIGTERM/SIGINT or `duration_s` reached), 1 failed while loading or
 running, 2 bad spec, 3 torch is not installed (or older than `MIN_TORCH`), 4 the model does not
 fit in free memory.
@@ -51,6 +59,7 @@ import os
 import platform
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -97,6 +106,9 @@ MAX_BATCH = 4096
 # `with torch.device(...)` (meta-device builds and estimates) and scaled_dot_product_attention
 # are torch 2.0; JetPack 5.0's torch 1.12/1.13 wheels are refused with that said.
 MIN_TORCH = (2, 0)
+DECLARED_KEYS = ("launch", "query", "query_timeout_s", "start_timeout_s")
+DECLARED_MAX_FAILURES = 5  # consecutive failed queries before a declared model's worker fails
+SERVER_LOG_FILE = "server.log"  # a declared model's launched server: its stdout and stderr
 
 
 class SpecError(ValueError):
@@ -128,6 +140,9 @@ class WorkerSpec:
     duration_s: float | None = None  # stop by itself after this long (profiling runs)
     metrics_interval_s: float = 1.0
     launch: str = ""  # token of one launch, echoed in status and metrics
+    # A declared (non-torch) model, see edgetop.models.declared: {"launch": argv, "query": argv,
+    # "query_timeout_s": s, "start_timeout_s": s}. None: a torch model from the zoo.
+    declared: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         problems = _spec_problems(self)
@@ -206,6 +221,35 @@ def _spec_problems(spec: WorkerSpec) -> list[str]:
         p.append(f"metrics_interval_s {spec.metrics_interval_s!r} must be in [0.05, 60]")
     if not isinstance(spec.launch, str) or len(spec.launch) > 64:
         p.append("launch must be a short string")
+    if spec.declared is not None:
+        p.extend(_declared_problems(spec.declared))
+    return p
+
+
+def _is_argv(value: Any, required: bool) -> bool:
+    return (
+        isinstance(value, list)
+        and (bool(value) or not required)
+        and all(isinstance(a, str) and "\0" not in a for a in value)
+        and (not value or bool(value[0]))
+    )
+
+
+def _declared_problems(declared: Any) -> list[str]:
+    if not isinstance(declared, dict):
+        return ["declared must be an object with launch and query"]
+    p: list[str] = []
+    unknown = sorted(set(declared) - set(DECLARED_KEYS))
+    if unknown:
+        p.append(f"unknown declared field(s): {', '.join(map(str, unknown))}")
+    if not _is_argv(declared.get("launch", []), required=False):
+        p.append("declared.launch must be a list of strings (an argv)")
+    if not _is_argv(declared.get("query"), required=True):
+        p.append("declared.query must be a non-empty list of strings (an argv)")
+    for key in ("query_timeout_s", "start_timeout_s"):
+        value = declared.get(key, 1.0)
+        if not (_is_number(value) and 0 < value <= 3600):
+            p.append(f"declared.{key} {value!r} must be in (0, 3600]")
     return p
 
 
@@ -668,8 +712,125 @@ class Runtime:
         return None
 
 
+class DeclaredFailure(RuntimeError):
+    """A declared model's server exited, or its queries kept failing."""
+
+
+class DeclaredRuntime:
+    """A declared (non-torch) model: its server, started as this worker's child in its own
+    process group when the declaration has a launch command, and its query command, run once
+    per batch (argv, no shell, `{batch}` replaced). torch is not imported and no memory check
+    is made: the worker cannot see what the server allocates. A query that exits non-zero (or
+    times out) is a failed query, still timed by loadgen, counted in the metrics'
+    `query_failures`; DECLARED_MAX_FAILURES in a row fail the worker with the query's stderr."""
+
+    device = "external"
+    threads = None
+
+    def __init__(self, spec: WorkerSpec, directory: Path, status: StatusFile) -> None:
+        declared = spec.declared or {}
+        self.query = [a.replace("{batch}", str(spec.batch)) for a in declared["query"]]
+        self.timeout = float(declared.get("query_timeout_s", 30.0))
+        self.start_timeout = float(declared.get("start_timeout_s", 60.0))
+        self.failures = 0  # in a row
+        self.failed_total = 0
+        self.server: subprocess.Popen | None = None
+        self.server_log = directory / SERVER_LOG_FILE
+        status.set("starting", device=self.device, threads=None)
+        launch = list(declared.get("launch") or [])
+        _log(f"declared model {spec.model} batch {spec.batch}; query: {self.query}")
+        if launch:
+            with open(self.server_log, "ab") as log:
+                self.server = subprocess.Popen(
+                    launch,
+                    cwd=directory,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group, stopped with the worker
+                )
+            status.set("starting", server_pid=self.server.pid)
+            _log(f"started the model's server (pid {self.server.pid}): {launch}")
+
+    def check_server(self) -> None:
+        if self.server is None:
+            return
+        code = self.server.poll()
+        if code is not None:
+            tail = tail_lines(self.server_log, 3)
+            raise DeclaredFailure(
+                f"the model's server exited with status {code}"
+                + (f"; its output ends: {' | '.join(tail)}" if tail else "")
+            )
+
+    def query_once(self) -> str | None:
+        """Run the query once: None on success, else what went wrong."""
+        try:
+            done = subprocess.run(
+                self.query,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=self.timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return f"query timed out after {self.timeout:g} s"
+        except OSError as exc:
+            return f"query could not run: {_error_text(exc)}"
+        if done.returncode == 0:
+            return None
+        text = done.stderr.decode("utf-8", "replace")
+        tail = [line.strip()[:200] for line in text.splitlines() if line.strip()][-3:]
+        return f"query exited with status {done.returncode}" + (
+            f": {' | '.join(tail)}" if tail else ""
+        )
+
+    def wait_ready(self, stop: threading.Event) -> None:
+        """Until one query succeeds (the server is up), the server exits or time runs out."""
+        deadline = time.monotonic() + self.start_timeout
+        while not stop.is_set():
+            self.check_server()
+            error = self.query_once()
+            if error is None:
+                return
+            if time.monotonic() > deadline:
+                raise DeclaredFailure(
+                    f"no successful query within {self.start_timeout:g} s; last: {error}"
+                )
+            stop.wait(0.2)
+
+    def run_batch(self) -> None:
+        self.check_server()
+        error = self.query_once()
+        if error is None:
+            self.failures = 0
+            return
+        self.failures += 1
+        self.failed_total += 1
+        if self.failures >= DECLARED_MAX_FAILURES:
+            self.check_server()  # a dead server is the better reason
+            raise DeclaredFailure(f"{self.failures} queries in a row failed; last: {error}")
+
+    def device_memory(self) -> int | None:
+        return None
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the server's whole process group: SIGTERM, then SIGKILL after `timeout`."""
+        if self.server is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.server.pid, sig)
+            try:
+                self.server.wait(timeout)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        _log(f"stopped the model's server (status {self.server.poll()})")
+
+
 def _metrics_line(
-    spec: WorkerSpec, stats: WindowStats, runtime: Runtime, started: float
+    spec: WorkerSpec, stats: WindowStats, runtime: Runtime | DeclaredRuntime, started: float
 ) -> dict[str, Any]:
     line: dict[str, Any] = {"v": 1, "t": round(time.time(), 3), "id": spec.id}
     line.update(launch=spec.launch, model=spec.model, scenario=spec.scenario, batch=spec.batch)
@@ -681,6 +842,8 @@ def _metrics_line(
         device_mem=runtime.device_memory(),
         uptime_s=round(time.monotonic() - started, 3),
     )
+    if isinstance(runtime, DeclaredRuntime):
+        line["query_failures"] = runtime.failed_total
     return line
 
 
@@ -700,6 +863,8 @@ def run_worker(directory: Path) -> int:
             status.set("failed", f"bad spec: {exc}")
             _log(f"bad spec: {exc}")
             return EXIT_BAD_SPEC
+        if spec.declared is not None:  # not torch: no torch import, no memory check
+            return _run_declared(spec, status, directory, stop, started)
         try:
             import torch
         except ImportError as exc:
@@ -726,6 +891,26 @@ def run_worker(directory: Path) -> int:
         return _serve(torch, spec, runtime, status, directory, stop, started)
 
 
+def _run_declared(
+    spec: WorkerSpec, status: StatusFile, directory: Path, stop: threading.Event, started: float
+) -> int:
+    runtime: DeclaredRuntime | None = None
+    try:
+        try:
+            runtime = DeclaredRuntime(spec, directory, status)
+            runtime.wait_ready(stop)
+        except Exception as exc:
+            text = str(exc) if isinstance(exc, DeclaredFailure) else _error_text(exc)
+            reason = f"cannot start declared model {spec.model}: {text[:600]}"
+            status.set("failed", reason)
+            _log(reason)
+            return EXIT_FAILED
+        return _serve(None, spec, runtime, status, directory, stop, started)
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
 def _torch_too_old(version: str) -> str | None:
     """Why this torch cannot run the zoo (older than MIN_TORCH), or None. NVIDIA's Jetson
     wheels say e.g. '2.1.0a0+41361538.nv23.06'; a version that does not parse is let through."""
@@ -740,9 +925,9 @@ def _torch_too_old(version: str) -> str | None:
 
 
 def _serve(
-    torch: Any,
+    torch: Any,  # None for a declared model
     spec: WorkerSpec,
-    runtime: Runtime,
+    runtime: Runtime | DeclaredRuntime,
     status: StatusFile,
     directory: Path,
     stop: threading.Event,
@@ -773,7 +958,7 @@ def _serve(
 
     thread = threading.Thread(target=reporter, name="edgetop-metrics", daemon=True)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode() if torch is not None else contextlib.nullcontext():
             for _ in range(spec.warmup):
                 if stop.is_set():
                     break
@@ -793,9 +978,8 @@ def _serve(
             scenario.run(duration_s=spec.duration_s, should_stop=stop.is_set)
     except Exception as exc:
         oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
-        reason = ("out of memory while running: " if oom else "inference failed: ") + _error_text(
-            exc
-        )
+        text = str(exc)[:600] if isinstance(exc, DeclaredFailure) else _error_text(exc)
+        reason = ("out of memory while running: " if oom else "inference failed: ") + text
         status.set("failed", reason)
         _log(reason)
         return EXIT_FAILED

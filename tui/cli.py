@@ -23,6 +23,7 @@ from edgetop.core.monitor import FleetMonitor
 from edgetop.core.profile import SCENARIOS
 from edgetop.core.report import fleet_dict
 from edgetop.models.catalog import CatalogError, load_catalog
+from edgetop.models.declared import DeclarationError, load_workloads
 from edgetop.tui import format as fmt
 
 EXIT_OK, EXIT_FLEET_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -56,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         default=argparse.SUPPRESS,
         help="fleet file (default: ./hosts.toml, then ~/.config/edgetop/hosts.toml)",
+    )
+    common.add_argument(
+        "--workloads",
+        type=Path,
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="declared (non-torch) models (default: ./workloads.toml if there is one)",
     )
     common.add_argument(
         "--accept-new-hosts",
@@ -236,13 +244,17 @@ def cmd_hosts_check(config: FleetConfig, args: argparse.Namespace, out: Console)
 
 def cmd_models(args: argparse.Namespace, out: Console) -> int:
     catalog = load_catalog()
+    declared = load_workloads(getattr(args, "workloads", None), reserved=catalog)
+    rows = [(f, "catalog") for f in catalog.values()]
+    rows += [(d.features(), "declared") for d in declared.values()]
     if args.json:
-        print(json.dumps({"models": [f.to_dict() for f in catalog.values()]}, indent=2))
+        models = [{**f.to_dict(), "source": source} for f, source in rows]
+        print(json.dumps({"models": models}, indent=2))
         return EXIT_OK
     table = Table(box=None, header_style="bold")
-    for column in ("model", "family", "params", "GFLOPs", "activations", "input"):
+    for column in ("model", "family", "params", "GFLOPs", "activations", "input", "source"):
         table.add_column(column, no_wrap=True)
-    for f in catalog.values():
+    for f, source in rows:
         shapes = ["x".join(str(d) for d in s[1:]) for s in f.input_shape]
         shape = (
             f"{shapes[0]} (x{len(shapes)})"
@@ -256,6 +268,7 @@ def cmd_models(args: argparse.Namespace, out: Console) -> int:
             fmt.gflops(f.gflops),
             fmt.size(f.activation_bytes),
             shape,
+            source,
         )
     out.print(table)
     return EXIT_OK
@@ -269,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "models":  # the catalog needs no fleet file
         try:
             return cmd_models(args, out)
-        except CatalogError as exc:
+        except (CatalogError, DeclarationError) as exc:
             err.print(f"edgetop: error: {exc}", markup=False)
             return EXIT_BAD_INPUT
     try:

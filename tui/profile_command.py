@@ -22,20 +22,30 @@ from edgetop.core.profile import (
 )
 from edgetop.core.profiler import RunOutcome, SweepSettings, run_sweep
 from edgetop.models.catalog import load_catalog
+from edgetop.models.declared import DeclaredModel, load_workloads
 from edgetop.models.errors import ModelError
 from edgetop.models.workload import WorkloadFeatures
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _features(names: list[str], options: dict[str, Any]) -> Mapping[str, WorkloadFeatures]:
-    """Catalog models at their default size from the shipped catalog; anything else (a user's
-    own model, or a catalog model with options) is measured here, on the meta device."""
+def _features(
+    names: list[str], options: dict[str, Any], declared: Mapping[str, DeclaredModel] | None = None
+) -> Mapping[str, WorkloadFeatures]:
+    """Catalog models at their default size from the shipped catalog, declared models from
+    their declaration; anything else (a user's own model, or a catalog model with options) is
+    measured here, on the meta device."""
     catalog = load_catalog()
+    declared = declared or {}
     out: dict[str, WorkloadFeatures] = {}
     for name in names:
         if name in catalog and not options:
             out[name] = catalog[name]
+            continue
+        if name in declared:
+            if options:
+                raise ModelError(f"{name} is a declared model: it takes no --option")
+            out[name] = declared[name].features()
             continue
         from edgetop.models.features import extract
         from edgetop.models.zoo import get_model
@@ -74,8 +84,9 @@ def cmd_profile(config: FleetConfig, args: argparse.Namespace, out: Console, err
         options = parse_options(args.option)
     except ValueError as exc:
         return bad(f"--option: {exc}")
-    try:
-        features = _features(models, options)
+    try:  # ModelError covers DeclarationError
+        declared = load_workloads(getattr(args, "workloads", None))
+        features = _features(models, options, declared)
     except ModelError as exc:
         return bad(f"--models/--option: {exc}")
     try:
@@ -91,7 +102,11 @@ def cmd_profile(config: FleetConfig, args: argparse.Namespace, out: Console, err
     if skipped:
         out.print(f"{skipped} run(s) already in {args.out}: skipped")
     settings = SweepSettings(
-        args.duration, args.qps, options, getattr(args, "accept_new_hosts", False)
+        args.duration,
+        args.qps,
+        options,
+        getattr(args, "accept_new_hosts", False),
+        declared={m: declared[m].worker_fields() for m in models if m in declared},
     )
     failures: list[RunOutcome] = []
     with args.out.open("a", newline="", encoding="utf-8") as handle:
