@@ -269,16 +269,6 @@ def wait_state(directory: Path, *states: str) -> dict[str, Any]:
     raise AssertionError(f"never reached {states}; log:\n{(directory / 'worker.log').read_text()}")
 
 
-@pytest.fixture
-def procs() -> Any:
-    started: list[subprocess.Popen] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def test_worker_runs_a_declared_server_and_stops_it(tmp_path: Path, procs: list) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"

@@ -62,16 +62,6 @@ def metrics(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-@pytest.fixture
-def procs() -> Any:
-    started: list[subprocess.Popen] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def test_worker_reports_metrics_and_stops_on_sigterm(tmp_path: Path, procs: list) -> None:
     directory = make_dir(
         tmp_path, id="w1", model="tiny_models:tiny", batch=4, scenario="server", qps=200,

@@ -27,6 +27,15 @@ class Stem(nn.Sequential):
         super().__init__(*conv_bn(3, 64, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
 
 
+def shortcut(c_in: int, c_out: int, stride: int) -> nn.Module | None:
+    """The 1x1 projection of a residual block whose shape changes, else None (identity)."""
+    if stride == 1 and c_in == c_out:
+        return None
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+    )
+
+
 class Bottleneck(nn.Module):
     expansion = 4
 
@@ -37,13 +46,7 @@ class Bottleneck(nn.Module):
         self.conv2, self.bn2 = conv_bn(width, width, 3, stride)  # v1.5: stride on the 3x3
         self.conv3, self.bn3 = conv_bn(width, c_out, 1)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = (
-            nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
-            if stride != 1 or c_in != c_out
-            else None
-        )
+        self.downsample = shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -61,13 +64,7 @@ class BasicBlock(nn.Module):
         self.conv1, self.bn1 = conv_bn(c_in, c_out, 3, stride)
         self.conv2, self.bn2 = conv_bn(c_out, c_out, 3)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = (
-            nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
-            if stride != 1 or c_in != c_out
-            else None
-        )
+        self.downsample = shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
