@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -47,6 +48,17 @@ def _bounded(limit: float, unit: str) -> Callable[[str], float]:
 
 _positive = _bounded(3600, "seconds")
 _rate = _bounded(1e6, "queries per second")
+_latency = _bounded(3.6e6, "milliseconds")
+
+
+def _batch(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole batch size, got {text!r}") from None
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be 1 to 4096, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows are appended; runs already in it are skipped",
     )
 
+    _add_scheduler_commands(commands, common)
+
     hosts = commands.add_parser("hosts", help="fleet housekeeping")
     hosts_commands = hosts.add_subparsers(dest="hosts_command", metavar="ACTION", required=True)
     check = hosts_commands.add_parser(
@@ -148,6 +162,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for every host (default %(default)s)",
     )
     return parser
+
+
+OBJECTIVES = ("latency", "throughput", "energy", "balance")
+
+
+def _add_scheduler_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """train, recommend and eval: the learned scheduler's commands."""
+    train = commands.add_parser(
+        "train", parents=[common], help="refit the scheduler; prints held-out accuracy"
+    )
+    train.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CSV",
+        help="rows measured by `edgetop profile` to train on as well (repeatable)",
+    )
+    train.add_argument(
+        "--out", type=Path, metavar="FILE", help="where the weights go (default: the state dir)"
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    train.add_argument("--quick", action="store_true", help="fewer rows and epochs (a smoke run)")
+
+    recommend = commands.add_parser(
+        "recommend", parents=[common], help="ranked placements for a model, with reasons"
+    )
+    recommend.add_argument("model", metavar="MODEL", help="catalog name or package.module:function")
+    recommend.add_argument("--batch", type=_batch, required=True, help="batch size")
+    recommend.add_argument(
+        "--slo", type=_latency, required=True, metavar="MS", help="p99 latency bound"
+    )
+    recommend.add_argument("--scenario", default="server", choices=SCENARIOS)
+    recommend.add_argument("--qps", type=_rate, help="offered queries/s (server scenario)")
+    recommend.add_argument("--objective", default="latency", choices=OBJECTIVES)
+    recommend.add_argument("--top", type=int, default=5, help="candidates shown (default 5)")
+    recommend.add_argument("--json", action="store_true", help="machine-readable output")
+    recommend.add_argument(
+        "--timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds to wait for every host (default %(default)s)",
+    )
+
+    evaluate = commands.add_parser(
+        "eval", parents=[common], help="the seed experiment: every policy side by side"
+    )
+    evaluate.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
+    evaluate.add_argument("--quick", action="store_true", help="a run that fits in a minute")
+    evaluate.add_argument("--seeds", type=int, default=5, help="independent runs (default 5)")
+    evaluate.add_argument(
+        "--fleet",
+        metavar="SPEC",
+        help="simulated fleet, e.g. a100-40gb*2,v100-16gb,jetson-agx-xavier*3 (the default)",
+    )
 
 
 def _load(args: argparse.Namespace) -> FleetConfig:
@@ -279,6 +348,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    if args.command in ("train", "eval") and not (args.command == "eval" and "hosts" in args):
+        # Generated data and a simulated fleet: no fleet file needed.
+        try:
+            if args.command == "train":
+                from edgetop.tui.train_command import cmd_train
+
+                return cmd_train(args, out, err)
+            from edgetop.tui.eval_command import cmd_eval
+
+            return cmd_eval(args, out, err)
+        except KeyboardInterrupt:
+            return 130
     if args.command == "models":  # the catalog needs no fleet file
         try:
             return cmd_models(args, out)
@@ -301,6 +382,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_profile(config, args, out, err)
         if args.command == "hosts":
             return cmd_hosts_check(config, args, out)
+        if args.command == "recommend":
+            from edgetop.tui.recommend_command import cmd_recommend
+
+            return cmd_recommend(config, args, out, err)
+        if args.command == "eval":  # with --hosts: the real fleet
+            from edgetop.tui.eval_command import cmd_eval_fleet
+
+            return cmd_eval_fleet(config, args, out, err)
         if args.auto:
             from edgetop.tui.auto import run_auto
 

@@ -1,0 +1,152 @@
+"""The scheduler's input schema: one row per (workload, batch, device in its current state).
+
+Shared by the training-data generator, the network and the live decision, so the three can
+never disagree on what a column means. Pure numpy, no torch: the controller builds rows for
+a thousand devices without building a model.
+
+Conventions:
+- Sizes and times enter as natural logs: latency is multiplicative in them, and a log keeps
+  a 1,000x range (DLRM to SSD, Orin Nano to A100) in a range a small network fits well.
+- A workload's family enters as its structure (attention, convolution, embedding lookups,
+  detection head) rather than a one-hot of names, so a family the network never saw (GPT-2,
+  a language model) still lands on columns it learned (attention).
+- Two roofline columns (compute-bound time and memory-bound time at peak) carry the physics
+  the network would otherwise have to rediscover; they matter most for unseen workloads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetop.models.workload import WorkloadFeatures
+
+SCHEMA_VERSION = 1
+
+# family -> (attention, convolution, embedding, detection head)
+FAMILY_STRUCTURE: dict[str, tuple[float, float, float, float]] = {
+    "conv": (0.0, 1.0, 0.0, 0.0),
+    "detector": (0.0, 1.0, 0.0, 1.0),
+    "transformer": (1.0, 0.0, 0.0, 0.0),
+    "language-model": (1.0, 0.0, 1.0, 0.0),
+    "recommender": (0.0, 0.0, 1.0, 0.0),
+}
+DEVICE_KINDS = ("gpu-server", "jetson", "cpu")
+
+WORKLOAD_COLUMNS = (
+    "log_gflops",
+    "log_param_bytes",
+    "log_activation_bytes",
+    "log_input_bytes",
+    "log_arithmetic_intensity",
+    "has_attention",
+    "has_convolution",
+    "has_embedding",
+    "has_detection_head",
+    "log_batch",
+)
+DEVICE_COLUMNS = (
+    "log_peak_tflops",
+    "log_mem_bw_gbs",
+    "log_mem_total_gib",
+    "mem_free_fraction",
+    "util",
+    "colocated",
+    "temp_norm",
+    "throttled",
+    "power_fraction",
+    "edge",
+    *(f"kind_{k}" for k in DEVICE_KINDS),
+)
+JOINT_COLUMNS = ("log_compute_ms", "log_memory_ms", "memory_need_fraction")
+FEATURE_NAMES: tuple[str, ...] = (*WORKLOAD_COLUMNS, *DEVICE_COLUMNS, *JOINT_COLUMNS)
+
+_GIB = float(1 << 30)
+
+
+@dataclass(frozen=True)
+class DeviceFeatures:
+    """A device as the scheduler sees it: its static capability plus its live state."""
+
+    kind: str  # one of DEVICE_KINDS
+    peak_tflops: float  # dense peak at the precision it serves (INT8 TOPS, else FP16, else FP32)
+    mem_bw_gbs: float
+    mem_total_bytes: int
+    mem_free_bytes: int
+    util: float = 0.0  # 0..1 share of compute already busy (co-located work)
+    colocated: int = 0  # deployments already running on it
+    temp_c: float = 40.0
+    throttled: bool = False
+    power_fraction: float = 1.0  # power-mode budget over the device's top mode
+    edge: bool = False  # at the edge (Jetson, CPU box) rather than a cloud GPU server
+
+
+def _log(x: float) -> float:
+    return math.log(max(x, 1e-9))
+
+
+def workload_row(workload: WorkloadFeatures, batch: int) -> np.ndarray:
+    structure = FAMILY_STRUCTURE.get(workload.family, (0.0, 0.0, 0.0, 0.0))
+    return np.array(
+        [
+            _log(workload.gflops),
+            _log(workload.param_bytes),
+            _log(workload.activation_bytes_at(batch)),
+            _log(workload.input_bytes * batch),
+            _log(workload.arithmetic_intensity),
+            *structure,
+            _log(batch),
+        ],
+        dtype=np.float64,
+    )
+
+
+def device_row(device: DeviceFeatures) -> np.ndarray:
+    return np.array(
+        [
+            _log(device.peak_tflops),
+            _log(device.mem_bw_gbs),
+            _log(device.mem_total_bytes / _GIB),
+            device.mem_free_bytes / max(device.mem_total_bytes, 1),
+            min(max(device.util, 0.0), 1.0),
+            float(device.colocated),
+            device.temp_c / 100.0,
+            1.0 if device.throttled else 0.0,
+            device.power_fraction,
+            1.0 if device.edge else 0.0,
+            *(1.0 if device.kind == k else 0.0 for k in DEVICE_KINDS),
+        ],
+        dtype=np.float64,
+    )
+
+
+def device_matrix(devices: Sequence[DeviceFeatures]) -> np.ndarray:
+    """Device columns for many devices; build once per fleet snapshot, reuse per request."""
+    if not devices:
+        return np.zeros((0, len(DEVICE_COLUMNS)))
+    return np.stack([device_row(d) for d in devices])
+
+
+def feature_matrix(workload: WorkloadFeatures, batch: int, devices: np.ndarray) -> np.ndarray:
+    """Rows for one workload at one batch on every device of `devices` (a device_matrix)."""
+    n = devices.shape[0]
+    w = np.broadcast_to(workload_row(workload, batch), (n, len(WORKLOAD_COLUMNS)))
+    log_peak = devices[:, 0]
+    log_bw = devices[:, 1]
+    mem_total = np.exp(devices[:, 2]) * _GIB
+    # GFLOP / TFLOP/s = ms; bytes / (GB/s) = ns, so /1e6 for ms.
+    log_compute_ms = _log(workload.gflops * batch) - log_peak
+    traffic = workload.param_bytes + workload.activation_traffic_bytes * batch
+    log_memory_ms = _log(traffic / 1e6) - log_bw
+    need = workload.memory_bytes_at(batch) / np.maximum(mem_total * devices[:, 3], 1.0)
+    joint = np.column_stack([log_compute_ms, log_memory_ms, np.minimum(need, 10.0)])
+    return np.hstack([w, devices, joint])
+
+
+def feature_rows(
+    workload: WorkloadFeatures, batch: int, devices: Sequence[DeviceFeatures]
+) -> np.ndarray:
+    return feature_matrix(workload, batch, device_matrix(devices))
