@@ -30,7 +30,8 @@ ceil(cgroup CPU quota) threads, at most the cores it may run on.
 Declared models (a Triton or custom server, see edgetop.models.declared): a spec with a
 `declared` field ({"launch": argv, "query": argv}) is run without torch and WITHOUT the memory
 check. The worker starts `launch` (if any) as its child in its own process group (output in
-`server.log`; the group is stopped with the worker), waits until one query succeeds, then has
+`server.log`; the group is stopped with the worker, and gets SIGTERM if the worker is
+killed outright), waits until one query succeeds, then has
 loadgen time each run of `query` (argv, no shell, `{batch}` replaced, process start-up
 included) as one query. The server exiting, or DECLARED_MAX_FAILURES failed queries in a row,
 fail the worker with the server's exit status and output or the query's stderr.
@@ -108,6 +109,7 @@ MAX_BATCH = 4096
 MIN_TORCH = (2, 0)
 DECLARED_KEYS = ("launch", "query", "query_timeout_s", "start_timeout_s")
 DECLARED_MAX_FAILURES = 5  # consecutive failed queries before a declared model's worker fails
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SERVER_LOG_FILE = "server.log"  # a declared model's launched server: its stdout and stderr
 
 
@@ -712,6 +714,19 @@ class Runtime:
         return None
 
 
+def _die_with_parent() -> None:
+    """In the server's child before exec: SIGTERM it when the worker dies, even by SIGKILL,
+    so no server outlives its worker. Linux only (prctl); elsewhere a no-op. Safe because the
+    worker creates the server from its main thread, which lives as long as the worker."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 class DeclaredFailure(RuntimeError):
     """A declared model's server exited, or its queries kept failing."""
 
@@ -748,6 +763,7 @@ class DeclaredRuntime:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group, stopped with the worker
+                    preexec_fn=_die_with_parent,
                 )
             status.set("starting", server_pid=self.server.pid)
             _log(f"started the model's server (pid {self.server.pid}): {launch}")

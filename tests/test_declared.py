@@ -306,6 +306,25 @@ def test_worker_runs_a_declared_server_and_stops_it(tmp_path: Path, procs: list)
     assert "GET / HTTP" in (directory / worker.SERVER_LOG_FILE).read_text()
 
 
+def test_a_killed_worker_takes_its_server_with_it(tmp_path: Path, procs: list) -> None:
+    port = free_port()
+    declared = {
+        "launch": [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        "query": [sys.executable, "-c", QUERY, f"http://127.0.0.1:{port}/"],
+    }
+    directory, proc = start_worker(tmp_path, id="decl-kill", model="m", declared=declared)
+    procs.append(proc)
+    running = wait_state(directory, "running", "failed")
+    assert running["state"] == "running", running
+    server_pid = running["server_pid"]
+    proc.kill()  # SIGKILL: the worker gets no chance to stop the server itself
+    proc.wait(timeout=20)
+    deadline = time.monotonic() + 20
+    while pid_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(server_pid)
+
+
 def test_failing_queries_fail_the_worker_with_the_reason(tmp_path: Path, procs: list) -> None:
     script = "import sys; sys.stderr.write('model not ready: 503\\n'); sys.exit(7)"
     directory, proc = start_worker(
