@@ -115,6 +115,24 @@ _TABLE: tuple[DeviceProfile, ...] = (
         source=f"device_specs.csv row a100-pcie-80gb: {_SRC_A100}; {_TYPICAL}",
     ),
     DeviceProfile(
+        # The DGX A100 part MLPerf measured (v0.7): same silicon as the PCIe card, 400 W board
+        # power, so it sustains higher clocks.
+        name="a100-sxm4-40gb",
+        kind="gpu-server",
+        display_name="NVIDIA A100-SXM4-40GB",
+        fp32_tflops=19.5,
+        fp16_tflops=312.0,
+        int8_tops=624.0,
+        memory_bytes=40 * _GIB,
+        memory_bw_gbs=1555.0,
+        tdp_w=400.0,
+        cpu_cores=32,
+        power_modes=("default",),
+        default_power_mode="default",
+        idle_power_w=50.0,
+        source=f"device_specs.csv row a100-sxm4-40gb: {_SRC_A100}; {_TYPICAL}",
+    ),
+    DeviceProfile(
         name="v100-16gb",
         kind="gpu-server",
         display_name="Tesla V100-PCIE-16GB",
