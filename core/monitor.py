@@ -15,9 +15,10 @@ from types import TracebackType
 from edgetop.core.config import FleetConfig, HostConfig
 from edgetop.core.fleet import FleetSnapshot, HostView, apply, empty_fleet
 from edgetop.core.profiles import get_profile
+from edgetop.core.simphysics import PerfModelPhysics
 from edgetop.remote.link import Backoff, HostLink, LinkEvent
 from edgetop.remote.local import LocalTransport
-from edgetop.remote.sim import SimTransport
+from edgetop.remote.sim import SimDevice, SimTransport
 from edgetop.remote.ssh import SSHTarget, SSHTransport
 from edgetop.remote.transport import Transport
 
@@ -44,7 +45,8 @@ def ssh_target(config: FleetConfig, host: HostConfig, accept_new_hosts: bool) ->
 def make_transport(config: FleetConfig, host: HostConfig, accept_new_hosts: bool) -> Transport:
     if host.transport == "sim":
         assert host.device is not None  # the config parser requires it for sim
-        return SimTransport(host.name, get_profile(host.device))
+        profile = get_profile(host.device)
+        return SimTransport(host.name, profile, physics=PerfModelPhysics(profile))
     if host.transport == "local":
         return LocalTransport(None if host.python == "python3" else host.python)
     return SSHTransport(ssh_target(config, host, accept_new_hosts), host.python)
@@ -80,6 +82,14 @@ class FleetMonitor:
             for h in config.hosts
         ]
         self._tasks: list[asyncio.Task[None]] = []
+
+    def sim_device(self, host: str) -> SimDevice | None:
+        """The simulated device behind `host` (for placing deployments and demo controls),
+        or None when the host is not simulated."""
+        for link in self.links:
+            if link.name == host and isinstance(link.transport, SimTransport):
+                return link.transport.device
+        return None
 
     @property
     def snapshot(self) -> FleetSnapshot:
