@@ -1,0 +1,262 @@
+"""The live fleet as candidate devices: FleetSnapshot -> placement.Fleet. Pure.
+
+- Simulated hosts map to their profile (the config's `device`, else the agent's
+  `os = "simulated (<profile>)"`).
+- Real accelerators map their reported name to a profile where one matches ("A100 80GB" ->
+  a100-80gb, "V100" -> v100-16gb, "Xavier NX" -> jetson-xavier-nx, ...); one that matches none
+  is listed as a rejected candidate (no figures to predict from) rather than guessed.
+- CPU-only hosts (the loopback testbed, plain boxes) become one CPU device whose figures are
+  estimates: peak = usable cores x 0.05 TFLOPS FP32 (a modern x86 core with AVX2 FMA at
+  ~3 GHz sustains ~50 GFLOP/s in GEMM), memory bandwidth = usable cores x 5 GB/s (at most
+  40 GB/s), usable cores = the cgroup CPU quota if set, else the CPU count; memory is the
+  cgroup limit if set, else the machine's.
+- Live state: utilisation, used memory and temperature from the latest readings; throttled
+  from the NVIDIA clock-event reasons that slow the GPU (power or thermal) or any Jetson
+  throttle flag; co-located deployments from the host's running workers (on a multi-GPU host
+  the agent does not say which GPU a worker uses: they are counted on the first).
+- Hosts that are not online with a sample (offline, stale, auth failed, still connecting)
+  become offline candidates whose reason says why, e.g. "offline: connection refused".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from edgetop.core.config import FleetConfig
+from edgetop.core.fleet import FleetSnapshot, HostView
+from edgetop.core.placement import Deployment, DeviceSlot, Fleet
+from edgetop.core.profiles import PROFILES, DeviceProfile
+from edgetop.models.schedfeatures import DeviceFeatures
+from edgetop.models.workload import WorkloadFeatures
+from edgetop.remote.link import HostStatus
+from edgetop.remote.protocol import DeploymentReading, DeviceReading
+
+CPU_CORE_TFLOPS = 0.05
+CPU_CORE_BW_GBS = 5.0
+CPU_MAX_BW_GBS = 40.0
+# NVML clock-event reasons that mean the GPU runs slower than it could (not idle or app clocks).
+SLOWING_REASONS = frozenset(
+    {
+        "sw_power_cap",
+        "hw_slowdown",
+        "sw_thermal_slowdown",
+        "hw_thermal_slowdown",
+        "hw_power_brake_slowdown",
+    }
+)
+_NOT_THROTTLE = frozenset({"gpu_idle", "applications_clocks_setting", "display_clock_setting"})
+_SIM_OS = re.compile(r"simulated \(([\w.-]+)\)")
+
+# Accelerator names (as nvidia-smi / jtop report them) -> profile; first match wins.
+_NAME_TO_PROFILE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), profile)
+    for pattern, profile in (
+        (r"a100.*80\s*gb", "a100-80gb"),
+        (r"a100", "a100-40gb"),
+        (r"v100", "v100-16gb"),
+        (r"\bt4\b", "t4"),
+        (r"orin\s*nano", "jetson-orin-nano"),
+        (r"orin\s*nx", "jetson-orin-nx"),
+        (r"orin", "jetson-agx-orin"),
+        (r"xavier\s*nx", "jetson-xavier-nx"),
+        (r"xavier", "jetson-agx-xavier"),
+    )
+)
+
+
+def profile_for_name(name: str | None) -> str | None:
+    """The device profile a reported accelerator name corresponds to, if any."""
+    if not name:
+        return None
+    for pattern, profile in _NAME_TO_PROFILE:
+        if pattern.search(name):
+            return profile
+    return None
+
+
+def peak_tflops(profile: DeviceProfile) -> float:
+    """The peak at the precision the device serves at (schedfeatures convention)."""
+    return profile.int8_tops or profile.fp16_tflops or profile.fp32_tflops
+
+
+def _sim_profile(host: HostView, config: FleetConfig | None) -> str | None:
+    if config is not None:
+        for h in config.hosts:
+            if h.name == host.name and h.device:
+                return h.device
+    if host.hello is not None and host.hello.os:
+        m = _SIM_OS.search(host.hello.os)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _unavailable_reason(host: HostView, now: float | None) -> str:
+    status = host.status.value
+    if host.status is HostStatus.STALE:
+        age = host.age(now) if now is not None else None
+        return f"stale: last sample {age:.0f} s ago" if age is not None else "stale"
+    if host.status is HostStatus.CONNECTING:
+        return host.reason or "connecting: no answer yet"
+    if host.status is HostStatus.ONLINE:
+        return "online but no sample yet"
+    return f"{status}: {host.reason}" if host.reason else status
+
+
+def _throttled(reading: DeviceReading) -> bool:
+    if reading.kind == "gpu":
+        return any(r in SLOWING_REASONS for r in reading.throttle)
+    return any(r not in _NOT_THROTTLE for r in reading.throttle)
+
+
+def _deployments(
+    host: HostView, device: str, catalog: Mapping[str, WorkloadFeatures]
+) -> tuple[Deployment, ...]:
+    return tuple(_deployment(d, host.name, device, catalog) for d in host.deployments if _live(d))
+
+
+def _live(d: DeploymentReading) -> bool:
+    return d.state in (None, "starting", "running")
+
+
+def _deployment(
+    d: DeploymentReading, host: str, device: str, catalog: Mapping[str, WorkloadFeatures]
+) -> Deployment:
+    return Deployment(
+        id=d.id,
+        model=d.model or "?",
+        batch=d.batch or 1,
+        workload=catalog.get(d.model or ""),
+        scenario=d.scenario or "server",
+        qps=d.throughput if (d.scenario or "server") == "server" else None,
+        slo_ms=d.slo_ms,
+        p50_ms=d.p50_ms,
+        p99_ms=d.p99_ms,
+        host=host,
+        device=device,
+    )
+
+
+def _accelerator_features(
+    profile: DeviceProfile, reading: DeviceReading, colocated: int
+) -> DeviceFeatures:
+    total = reading.mem_total or profile.memory_bytes
+    used = reading.mem_used or 0
+    return DeviceFeatures(
+        kind=profile.kind,
+        peak_tflops=peak_tflops(profile),
+        mem_bw_gbs=profile.memory_bw_gbs,
+        mem_total_bytes=total,
+        mem_free_bytes=max(total - used, 0),
+        util=min(max((reading.util or 0.0) / 100.0, 0.0), 1.0),
+        colocated=colocated,
+        temp_c=reading.temp_c if reading.temp_c is not None else 40.0,
+        throttled=_throttled(reading),
+        power_fraction=1.0,
+        edge=profile.kind != "gpu-server",
+    )
+
+
+def cpu_features(host: HostView, reading: DeviceReading | None, colocated: int) -> DeviceFeatures:
+    """A CPU-only host as a device, from its core count, cgroup quota and memory limit."""
+    hello = host.hello
+    cores = float(hello.cpu_count or 1) if hello else 1.0
+    if hello and hello.cpu_quota:
+        cores = min(cores, hello.cpu_quota)
+    total = (reading.mem_total if reading else None) or (
+        hello.mem_limit or hello.mem_total if hello else None
+    )
+    total = total or 1 << 30
+    used = (reading.mem_used if reading else None) or 0
+    return DeviceFeatures(
+        kind="cpu",
+        peak_tflops=cores * CPU_CORE_TFLOPS,
+        mem_bw_gbs=min(cores * CPU_CORE_BW_GBS, CPU_MAX_BW_GBS),
+        mem_total_bytes=total,
+        mem_free_bytes=max(total - used, 0),
+        util=min(max(((reading.util if reading else None) or 0.0) / 100.0, 0.0), 1.0),
+        colocated=colocated,
+        temp_c=(reading.temp_c if reading else None) or 40.0,
+        throttled=False,
+        power_fraction=1.0,
+        edge=True,
+    )
+
+
+def _placeholder(kind: str) -> DeviceFeatures:
+    return DeviceFeatures(
+        kind=kind, peak_tflops=1.0, mem_bw_gbs=1.0, mem_total_bytes=0, mem_free_bytes=0
+    )
+
+
+def host_slots(
+    host: HostView,
+    config: FleetConfig | None = None,
+    catalog: Mapping[str, WorkloadFeatures] | None = None,
+    now: float | None = None,
+) -> tuple[DeviceSlot, ...]:
+    """The candidate devices of one host (offline ones carry their reason)."""
+    catalog = catalog or {}
+    sim = _sim_profile(host, config) if host.transport == "sim" else None
+    online = host.answered and host.status is HostStatus.ONLINE
+    if not online:
+        reason = _unavailable_reason(host, now)
+        known = host.accelerators() or tuple(d for d in host.devices if d.kind == "cpu")
+        ids = [d.id for d in known] or ["-"]
+        return tuple(
+            DeviceSlot(
+                host.name, i, _placeholder(host.kind), profile=sim, online=False, reason=reason
+            )
+            for i in ids
+        )
+    accelerators = host.accelerators()
+    if not accelerators:
+        cpu = next((d for d in host.devices if d.kind == "cpu"), None)
+        deps = _deployments(host, "cpu", catalog)
+        return (
+            DeviceSlot(
+                host.name, "cpu", cpu_features(host, cpu, len(deps)), profile=None, deployments=deps
+            ),
+        )
+    slots = []
+    for k, reading in enumerate(accelerators):
+        name = sim or profile_for_name(reading.name)
+        profile = PROFILES.get(name or "")
+        deps = _deployments(host, reading.id, catalog) if k == 0 else ()
+        if profile is None:
+            slots.append(
+                DeviceSlot(
+                    host.name,
+                    reading.id,
+                    _placeholder(host.kind),
+                    online=False,
+                    reason=f"unknown accelerator {reading.name or reading.id!r}: "
+                    "no device profile to predict from",
+                )
+            )
+            continue
+        slots.append(
+            DeviceSlot(
+                host=host.name,
+                device=reading.id,
+                features=_accelerator_features(profile, reading, len(deps)),
+                profile=profile.name,
+                deployments=deps,
+                busy_power_w=reading.power_limit_w or profile.tdp_w,
+                power_mode=reading.power_mode,
+            )
+        )
+    return tuple(slots)
+
+
+def fleet_from_snapshot(
+    snapshot: FleetSnapshot,
+    config: FleetConfig | None = None,
+    catalog: Mapping[str, WorkloadFeatures] | None = None,
+    now: float | None = None,
+) -> Fleet:
+    """Every device of every host, as candidates for a placement."""
+    return Fleet.build(
+        [s for host in snapshot.hosts for s in host_slots(host, config, catalog, now)]
+    )

@@ -1,0 +1,496 @@
+"""The learned placement decision: predicted latency on every device, checked, ranked, explained.
+
+For one request over a fleet of n devices (all vectorised; n = 1,000 in a couple of ms):
+
+1. the network predicts p50/p99 of the request on every device in its current state; the
+   per-(model, device) corrections from observed latencies scale them;
+2. a device is rejected when it is offline, when the deployment does not fit in its free
+   memory, when it would be too busy afterwards (its utilisation plus the request's own offered
+   load, estimated from qps x predicted time per batch, above `util_cap`), or when the
+   predicted p99 with headroom misses the SLO. The headroom grows as the ensemble's
+   confidence falls: `p99 * (1 + margin + (1 - confidence) * uncertainty) <= slo`;
+3. the rest are ranked by the objective (lowest p99; highest samples/s; lowest joules per
+   sample; lowest utilisation afterwards);
+4. walking down the ranking, a device is kept only if the deployments already on it are
+   predicted to keep their own SLOs with the newcomer there (contention is what the network
+   learned from the utilisation and co-location columns), until `top` are kept.
+
+On a large fleet the network scores at most `max_scored` devices (256): those that pass the
+hard checks and look best by a cheap proxy (transfer plus roofline time stretched by the
+device's utilisation), as cluster schedulers score a sample of their nodes; the rest are
+reported as not scored. Reason strings are built for the kept candidates and, lazily, for
+rejected devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetop.core.corrections import Corrections
+from edgetop.core.placement import (
+    COL_COLOCATED,
+    COL_MEM_FREE_FRACTION,
+    COL_UTIL,
+    Candidate,
+    Deployment,
+    Fleet,
+    LazyRejections,
+    Predictor,
+    Recommendation,
+    Request,
+    admission_reason,
+    fmt_gib,
+    fmt_ms,
+    memory_need,
+    offered_util,
+)
+from edgetop.models.schedfeatures import FEATURE_NAMES, feature_matrix
+
+__all__ = [
+    "DecisionSettings",
+    "LearnedPolicy",
+    "adjusted_rows",
+    "objective_score",
+    "observed_corrections",
+    "recommend",
+    "would_harm",
+]
+
+# Rejection codes: predicted misses, hard limits found before predicting, unavailability.
+_OK, _SLO, _BUSY, _UNSCORED, _BOUND_BUSY, _BOUND_SLO, _MEMORY, _OFFLINE = range(8)
+_COL_COMPUTE = FEATURE_NAMES.index("log_compute_ms")
+ROOFLINE_SLACK = 2.0
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    margin: float = 0.03  # headroom on predicted p99 at full confidence
+    uncertainty: float = 0.15  # extra headroom at zero confidence
+    util_cap: float = 0.85  # highest predicted utilisation a device may reach
+    top: int = 5  # candidates kept
+    check_neighbours: bool = True
+    origin: str = "edge"  # where queries come from (the transfer in predicted latency)
+    observed_confidence: float = 0.8  # confidence where the model was seen running
+    max_scored: int | None = 256  # devices the network scores per decision (None: all)
+
+    def headroom(self, confidence: np.ndarray) -> np.ndarray:
+        return self.margin + (1.0 - np.clip(confidence, 0.0, 1.0)) * self.uncertainty
+
+
+DEFAULT_SETTINGS = DecisionSettings()
+
+
+def objective_score(
+    objective: str,
+    batch: int,
+    p50_ms: np.ndarray,
+    p99_ms: np.ndarray,
+    util_after: np.ndarray,
+    busy_power_w: np.ndarray,
+) -> np.ndarray:
+    """Lower is better: p99 ms; minus samples/s; joules per sample; utilisation afterwards."""
+    if objective == "latency":
+        return p99_ms
+    if objective == "throughput":
+        return -batch * 1000.0 / p50_ms
+    if objective == "energy":
+        # The device at its busy power for the time one sample occupies it.
+        return busy_power_w * (p50_ms / 1000.0) / batch
+    if objective == "balance":
+        return util_after
+    raise ValueError(f"unknown objective {objective!r}")
+
+
+def _objective_phrase(
+    objective: str, batch: int, p50: float, util_after: float, power: float
+) -> str:
+    if objective == "throughput":
+        return f"~{batch * 1000.0 / p50:,.0f} samples/s, "
+    if objective == "energy":
+        mj = power * p50 / batch
+        return f"~{mj / 1000:.3g} J/sample, " if mj >= 1000 else f"~{mj:.3g} mJ/sample, "
+    if objective == "balance":
+        return f"{util_after:.0%} busy after, "
+    return ""
+
+
+def adjusted_rows(
+    base: np.ndarray,
+    d_util: np.ndarray | float,
+    d_colocated: np.ndarray | float,
+    d_free_bytes: np.ndarray | float,
+    mem_total: np.ndarray | float,
+) -> np.ndarray:
+    """Device rows (a device_matrix) with their live state shifted: what a device would look
+    like with a deployment added (positive deltas) or taken away (negative)."""
+    rows = np.array(base, dtype=np.float64, copy=True)
+    rows[:, COL_UTIL] = np.clip(rows[:, COL_UTIL] + d_util, 0.0, 1.0)
+    rows[:, COL_COLOCATED] = np.maximum(rows[:, COL_COLOCATED] + d_colocated, 0.0)
+    free = rows[:, COL_MEM_FREE_FRACTION] + np.asarray(d_free_bytes) / np.maximum(mem_total, 1.0)
+    rows[:, COL_MEM_FREE_FRACTION] = np.clip(free, 0.0, 1.0)
+    return rows
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """Per-device arrays of one decision (NaN where a device was ruled out unpredicted)."""
+
+    p50: np.ndarray
+    p99: np.ndarray
+    confidence: np.ndarray
+    factor: np.ndarray
+    need: np.ndarray
+    util_after: np.ndarray
+    bound_ms: np.ndarray  # lower bound on one batch's time: the work at the device's peak
+    code: np.ndarray
+    score: np.ndarray
+
+
+def _corrections(
+    model: str, fleet: Fleet, corrections: Corrections | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p99 factor, p50 factor, observed) per device."""
+    n = len(fleet)
+    if corrections is None:
+        return np.ones(n), np.ones(n), np.zeros(n, dtype=bool)
+    g = fleet.groups
+    return (
+        corrections.factors(model, fleet.index, n, "p99", g),
+        corrections.factors(model, fleet.index, n, "p50", g),
+        corrections.observed(model, fleet.index, n, g),
+    )
+
+
+def _score(
+    request: Request,
+    fleet: Fleet,
+    predictor: Predictor,
+    corrections: Corrections | None,
+    settings: DecisionSettings,
+) -> _Scored:
+    n = len(fleet)
+    x = feature_matrix(request.workload, request.batch, fleet.matrix)
+    need = fleet.need(request.workload, request.batch)
+    # Hard limits first, so the network only scores devices that could take the request:
+    # offline, no memory, or hopeless even at the device's peak compute (a lower bound on
+    # any batch's time, with ROOFLINE_SLACK for peak figures that understate a device).
+    bound = np.exp(x[:, _COL_COMPUTE]) / ROOFLINE_SLACK
+    code = np.zeros(n, dtype=np.int8)
+    code[fleet.util + offered_util(request.scenario, request.qps, request.batch, bound)
+         > settings.util_cap] = _BOUND_BUSY  # fmt: skip
+    code[bound > request.slo_ms] = _BOUND_SLO
+    code[need > fleet.mem_free] = _MEMORY
+    code[~fleet.online] = _OFFLINE
+    live = np.flatnonzero(code == _OK)
+    transfer = fleet.transfer_ms(request.workload, request.batch, settings.origin)
+    if settings.max_scored is not None and live.size > settings.max_scored:
+        # A large fleet: score only the most promising devices by a cheap proxy (transfer
+        # plus the roofline time stretched by how busy the device is), as a cluster
+        # scheduler scores a sample of its nodes. The others are reported as not scored.
+        stretch = bound * ROOFLINE_SLACK / np.maximum(1.0 - fleet.util, 0.05)
+        proxy = objective_score(
+            request.objective, request.batch, transfer + stretch, transfer + stretch,
+            fleet.util, fleet.busy_power_w,
+        )  # fmt: skip
+        keep = live[np.argsort(proxy[live], kind="stable")[: settings.max_scored]]
+        code[np.setdiff1d(live, keep, assume_unique=True)] = _UNSCORED
+        live = np.sort(keep)
+    p50 = np.full(n, np.nan)
+    p99 = np.full(n, np.nan)
+    confidence = np.zeros(n)
+    factor, factor50, observed = _corrections(request.model, fleet, corrections)
+    if live.size:
+        pred = predictor.predict(x[live])
+        p50[live] = pred.p50_ms * factor50[live]
+        p99[live] = np.maximum(pred.p99_ms * factor[live], p50[live])
+        # Seeing the model run there (or on a device of the same profile) is evidence the
+        # ensemble's spread knows nothing about.
+        confidence[live] = np.where(
+            observed[live], np.maximum(pred.confidence, settings.observed_confidence),
+            pred.confidence,
+        )  # fmt: skip
+    # The device time one batch takes: the predicted p50 less the input transfer (waiting and
+    # contention stay in: an overestimate on a busy device, on the safe side), at least the
+    # roofline bound.
+    busy_ms = np.where(np.isnan(p50), bound, np.maximum(p50 - transfer, bound))
+    util_after = fleet.util + offered_util(request.scenario, request.qps, request.batch, busy_ms)
+    verdict = np.zeros(live.size, dtype=np.int8)
+    lp99, lconf = p99[live], confidence[live]
+    verdict[lp99 * (1.0 + settings.headroom(lconf)) > request.slo_ms] = _SLO
+    verdict[util_after[live] > settings.util_cap] = _BUSY
+    code[live] = verdict
+    score = objective_score(
+        request.objective, request.batch, p50, p99, util_after, fleet.busy_power_w
+    )
+    return _Scored(p50, p99, confidence, factor, need, util_after, bound, code, score)
+
+
+def _resident_rows(
+    newcomer_util: float,
+    newcomer_need: float,
+    device_row: np.ndarray,
+    mem_total: float,
+    kind: str,
+    residents: Sequence[Deployment],
+) -> tuple[list[np.ndarray], list[Deployment]]:
+    """Feature rows of each resident (with a workload and an SLO) on a device in state
+    `device_row` once a newcomer (its offered utilisation and memory) joins: the device's
+    state without the resident itself (its own load taken out when its latency is known) plus
+    the newcomer, the way the network was trained."""
+    rows: list[np.ndarray] = []
+    checked: list[Deployment] = []
+    for dep in residents:
+        if dep.workload is None or dep.slo_ms is None:
+            continue
+        own_util = (
+            float(offered_util(dep.scenario, dep.qps, dep.batch, np.array([dep.p50_ms]))[0])
+            if dep.p50_ms is not None
+            else 0.0
+        )
+        d_free = memory_need(dep.workload, dep.batch, kind) - newcomer_need
+        row = adjusted_rows(device_row[None, :], newcomer_util - own_util, 0.0, d_free, mem_total)
+        rows.append(feature_matrix(dep.workload, dep.batch, row)[0])
+        checked.append(dep)
+    return rows, checked
+
+
+def _harm_reasons(
+    groups: Sequence[tuple[int, str, list[np.ndarray], list[Deployment]]],
+    predictor: Predictor,
+    corrections: Corrections | None,
+    settings: DecisionSettings,
+) -> dict[int, str]:
+    """One prediction for the residents of several devices: device -> the first resident it
+    would push past its SLO (devices where none would be are absent)."""
+    rows = [r for _, _, rs, _ in groups for r in rs]
+    if not rows:
+        return {}
+    pred = predictor.predict(np.stack(rows))
+    headroom = settings.headroom(np.asarray(pred.confidence, dtype=np.float64))
+    harm: dict[int, str] = {}
+    k = 0
+    for i, key, _, deps in groups:
+        for dep in deps:
+            assert dep.slo_ms is not None
+            f = corrections.factor(dep.model, key) if corrections else 1.0
+            p99 = float(pred.p99_ms[k]) * f
+            if i not in harm and p99 * (1.0 + float(headroom[k])) > dep.slo_ms:
+                harm[i] = (
+                    f"would push {dep.id} ({dep.model}) to p99 {fmt_ms(p99)} ms "
+                    f"> its SLO {fmt_ms(dep.slo_ms)} ms"
+                )
+            k += 1
+    return harm
+
+
+def would_harm(
+    newcomer_util: float,
+    newcomer_need: float,
+    device_row: np.ndarray,
+    mem_total: float,
+    kind: str,
+    key: str,
+    residents: Sequence[Deployment],
+    predictor: Predictor,
+    corrections: Corrections | None,
+    settings: DecisionSettings,
+) -> str | None:
+    """Why adding a deployment to a device in state `device_row` would push one of its
+    `residents` past its SLO, or None if none would be predicted to."""
+    rows, deps = _resident_rows(
+        newcomer_util, newcomer_need, device_row, mem_total, kind, residents
+    )
+    return _harm_reasons([(0, key, rows, deps)], predictor, corrections, settings).get(0)
+
+
+def _neighbour_harm(
+    fleet: Fleet,
+    s: _Scored,
+    indices: Sequence[int],
+    predictor: Predictor,
+    corrections: Corrections | None,
+    settings: DecisionSettings,
+) -> dict[int, str]:
+    """For each device in `indices` that has deployments: why the request would break one."""
+    groups = []
+    for i in indices:
+        slot = fleet.slots[i]
+        if slot.deployments:
+            rows, deps = _resident_rows(
+                float(s.util_after[i] - fleet.util[i]),
+                float(s.need[i]),
+                fleet.matrix[i],
+                float(fleet.mem_total[i]),
+                slot.features.kind,
+                slot.deployments,
+            )
+            groups.append((i, slot.key, rows, deps))
+    return _harm_reasons(groups, predictor, corrections, settings)
+
+
+def recommend(
+    request: Request,
+    fleet: Fleet,
+    predictor: Predictor,
+    corrections: Corrections | None = None,
+    settings: DecisionSettings = DEFAULT_SETTINGS,
+    *,
+    policy: str = "learned",
+) -> Recommendation:
+    """Ranked devices for `request`, each with predicted p50/p99, confidence and a reason;
+    every device looked at and turned down, with why."""
+    if len(fleet) == 0:
+        return Recommendation(policy, request, (), ())
+    s = _score(request, fleet, predictor, corrections, settings)
+    ok = np.flatnonzero(s.code == _OK)
+    order = ok[np.argsort(s.score[ok], kind="stable")]
+    kept: list[int] = []
+    harmed: dict[int, str] = {}
+    start = 0
+    while len(kept) < settings.top and start < len(order):
+        chunk = [int(i) for i in order[start : start + settings.top - len(kept)]]
+        start += len(chunk)
+        if settings.check_neighbours:
+            harmed.update(_neighbour_harm(fleet, s, chunk, predictor, corrections, settings))
+        kept.extend(i for i in chunk if i not in harmed)
+    candidates = tuple(_candidate(request, fleet, s, i) for i in kept)
+    rejected_idx = np.flatnonzero(s.code != _OK).tolist()
+    if harmed:
+        rejected_idx = sorted([*rejected_idx, *harmed])
+
+    def reason(i: int) -> str:
+        return harmed.get(i) or _rejection(request, fleet, s, i, settings)
+
+    return Recommendation(
+        policy, request, candidates, LazyRejections(fleet.slots, rejected_idx, reason)
+    )
+
+
+def _candidate(request: Request, fleet: Fleet, s: _Scored, i: int) -> Candidate:
+    slot = fleet.slots[i]
+    p50, p99, util_after = float(s.p50[i]), float(s.p99[i]), float(s.util_after[i])
+    free_after = float(fleet.mem_free[i] - s.need[i])
+    parts = [
+        _objective_phrase(
+            request.objective, request.batch, p50, util_after, float(fleet.busy_power_w[i])
+        ),
+        f"p99 {fmt_ms(p99)} ms predicted (SLO {fmt_ms(request.slo_ms)} ms), ",
+        f"{float(fleet.util[i]):.0%} busy, {fmt_gib(free_after)} free after",
+    ]
+    if slot.deployments:
+        parts.append(f", shared with {len(slot.deployments)}")
+    if s.confidence[i] < 0.5:
+        parts.append(f", low confidence ({s.confidence[i]:.2f})")
+    if abs(s.factor[i] - 1.0) > 0.05:
+        parts.append(f", x{s.factor[i]:.2f} from observed latency")
+    return Candidate(
+        host=slot.host,
+        device=slot.device,
+        index=i,
+        p50_ms=p50,
+        p99_ms=p99,
+        confidence=float(s.confidence[i]),
+        reason="".join(parts),
+        score=float(s.score[i]),
+    )
+
+
+def _rejection(
+    request: Request, fleet: Fleet, s: _Scored, i: int, settings: DecisionSettings
+) -> str:
+    admission = admission_reason(fleet, i, float(s.need[i]))
+    if admission is not None:
+        return admission
+    code = int(s.code[i])
+    if code == _BOUND_SLO:
+        return (
+            f"needs over {fmt_ms(float(s.bound_ms[i]))} ms per batch even at "
+            f"{ROOFLINE_SLACK:g}x its peak compute > SLO {fmt_ms(request.slo_ms)} ms"
+        )
+    if code == _UNSCORED:
+        return f"not scored: {settings.max_scored} devices looked more promising"
+    if code in (_BUSY, _BOUND_BUSY):
+        least = "at least " if code == _BOUND_BUSY else ""
+        return (
+            f"would be {least}{s.util_after[i]:.0%} busy (cap {settings.util_cap:.0%}; "
+            f"{fleet.util[i]:.0%} now)"
+        )
+    p99 = float(s.p99[i])
+    if p99 > request.slo_ms:
+        return f"predicted p99 {fmt_ms(p99)} ms > SLO {fmt_ms(request.slo_ms)} ms"
+    headroom = float(settings.headroom(s.confidence[i : i + 1])[0])
+    return (
+        f"predicted p99 {fmt_ms(p99)} ms too close to SLO {fmt_ms(request.slo_ms)} ms "
+        f"({headroom:.0%} headroom needed at confidence {s.confidence[i]:.2f})"
+    )
+
+
+def observed_corrections(
+    fleet: Fleet, predictor: Predictor, base: Corrections | None = None
+) -> Corrections:
+    """Corrections from the deployments the fleet already runs: each one's observed p99
+    against what the network predicts for it on its device (without itself, as trained)."""
+    out = base or Corrections()
+    rows: list[np.ndarray] = []
+    seen: list[tuple[str, str, float | None, float]] = []
+    for i, slot in enumerate(fleet.slots):
+        if not slot.online:
+            continue
+        for dep in slot.deployments:
+            if dep.workload is None or not dep.p99_ms:
+                continue
+            own = memory_need(dep.workload, dep.batch, slot.features.kind)
+            own_util = (
+                float(offered_util(dep.scenario, dep.qps, dep.batch, np.array([dep.p50_ms]))[0])
+                if dep.p50_ms
+                else 0.0
+            )
+            device = adjusted_rows(
+                fleet.matrix[i : i + 1], -own_util, -1.0, own, float(fleet.mem_total[i])
+            )
+            rows.append(feature_matrix(dep.workload, dep.batch, device)[0])
+            seen.append((dep.model, slot.key, dep.p50_ms, dep.p99_ms))
+    if not rows:
+        return out
+    pred = predictor.predict(np.stack(rows))
+    for k, (model, key, p50, p99) in enumerate(seen):
+        out = out.observe(model, key, float(pred.p99_ms[k]), p99)
+        if p50:
+            out = out.observe(model, key, float(pred.p50_ms[k]), p50, "p50")
+    return out
+
+
+class LearnedPolicy:
+    """`recommend` with the network, as a Policy. Corrections are updated from outside
+    (`observe`), as latencies come back from the deployments it placed."""
+
+    name = "learned"
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        corrections: Corrections | None = None,
+        settings: DecisionSettings = DEFAULT_SETTINGS,
+    ) -> None:
+        self.predictor = predictor
+        self.corrections = corrections or Corrections()
+        self.settings = settings
+
+    def decide(self, request: Request, fleet: Fleet) -> Recommendation:
+        return recommend(request, fleet, self.predictor, self.corrections, self.settings)
+
+    def observe(
+        self,
+        model: str,
+        device: str,
+        predicted_ms: float,
+        observed_ms: float,
+        quantile: str = "p99",
+    ) -> None:
+        """A deployment it placed reports `observed_ms` where it predicted `predicted_ms` (its
+        candidate's figure, with the correction of the time applied)."""
+        raw = predicted_ms / self.corrections.factor(model, device, quantile)
+        self.corrections = self.corrections.observe(model, device, raw, observed_ms, quantile)
