@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import secrets
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from edgetop import __version__
-from edgetop.core.config import FleetConfig, HostConfig
-from edgetop.core.monitor import FleetMonitor, ssh_target
+from edgetop.core.config import FleetConfig
+from edgetop.core.hostshell import host_python, open_host_shell, user_module_files
+from edgetop.core.monitor import FleetMonitor
 from edgetop.core.profile import Run, profile_row
 from edgetop.models.workload import WorkloadFeatures
-from edgetop.remote.deploy import DeployError, Layout, LocalHost, SSHHost, deploy, stop
+from edgetop.remote.deploy import DeployError, Layout, deploy, stop
 from edgetop.remote.deploy import list_deployments as scan
 from edgetop.remote.errors import EdgetopError
-from edgetop.remote.ssh import connect
 
 # Profiling runs live apart from the operator's deployments, so `ps` never lists them.
 PROFILE_LAYOUT = Layout(state="~/.local/state/edgetop/profile-runs")
@@ -48,27 +46,6 @@ class SweepSettings:
     accept_new_hosts: bool = False
     # Declared (non-torch) models: name -> the worker spec's `declared` field (launch, query).
     declared: Mapping[str, Mapping[str, Any]] | None = None
-
-
-async def _open(config: FleetConfig, host: HostConfig, accept_new: bool) -> tuple[Any, Any]:
-    """The host's shell for the deployer, and the SSH connection to close after (if any)."""
-    if host.transport == "local":
-        return LocalHost(host.name), None
-    conn = await connect(ssh_target(config, host, accept_new))
-    return SSHHost(conn, label=host.name), conn
-
-
-def _python(host: HostConfig) -> str:
-    return sys.executable if host.transport == "local" and host.python == "python3" else host.python
-
-
-def _user_module_files(model: str) -> list[str]:
-    """A `module:function` model's source file, shipped with the worker (single files only)."""
-    if ":" not in model:
-        return []
-    found = importlib.util.find_spec(model.split(":", 1)[0])
-    origin = found.origin if found else None
-    return [origin] if origin and origin.endswith(".py") and "." not in model.split(":")[0] else []
 
 
 async def measure(
@@ -94,10 +71,10 @@ async def measure(
     }
     if settings.declared and run.model in settings.declared:
         spec["declared"] = dict(settings.declared[run.model])
-    python = _python(host)
-    user_modules = _user_module_files(run.model)
+    python = host_python(host)
+    user_modules = user_module_files(run.model)
     try:
-        shell, conn = await _open(config, host, settings.accept_new_hosts)
+        shell, conn = await open_host_shell(config, host, settings.accept_new_hosts)
     except EdgetopError as exc:
         return RunOutcome(run, error=str(exc))
     try:

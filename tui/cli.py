@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_scheduler_commands(commands, common)
+    _add_deploy_commands(commands, common)
 
     hosts = commands.add_parser("hosts", help="fleet housekeeping")
     hosts_commands = hosts.add_subparsers(dest="hosts_command", metavar="ACTION", required=True)
@@ -217,6 +218,46 @@ def _add_scheduler_commands(commands: Any, common: argparse.ArgumentParser) -> N
         metavar="SPEC",
         help="simulated fleet, e.g. a100-40gb*2,v100-16gb,jetson-agx-xavier*3 (the default)",
     )
+
+
+def _add_deploy_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """deploy, ps and stop: the deployment lifecycle on the shared state directory."""
+    state = argparse.ArgumentParser(add_help=False, parents=[common])
+    state.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="where deployments and decisions are kept (default: the XDG state dir)",
+    )
+    timeout = argparse.ArgumentParser(add_help=False)
+    timeout.add_argument(
+        "--timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds to wait for every host (default %(default)s)",
+    )
+    deploy = commands.add_parser(
+        "deploy",
+        parents=[state, timeout],
+        help="start a model where the scheduler (or --host) puts it",
+    )
+    deploy.add_argument("model", metavar="MODEL", help="catalog name or package.module:function")
+    deploy.add_argument("--batch", type=_batch, required=True, help="batch size")
+    deploy.add_argument("--slo", type=_latency, required=True, metavar="MS", help="p99 bound")
+    deploy.add_argument("--scenario", default="server", choices=SCENARIOS)
+    deploy.add_argument("--qps", type=_rate, help="offered queries/s (server scenario)")
+    deploy.add_argument("--objective", default="latency", choices=OBJECTIVES)
+    deploy.add_argument(
+        "--host", metavar="H[/DEVICE]", help="override the recommendation: run it there"
+    )
+    deploy.add_argument("--json", action="store_true", help="machine-readable output")
+    ps = commands.add_parser(
+        "ps", parents=[state, timeout], help="deployments with their measured latency"
+    )
+    ps.add_argument("--json", action="store_true", help="machine-readable output")
+    stop = commands.add_parser("stop", parents=[state], help="stop a deployment")
+    stop.add_argument("id", metavar="ID", help="the deployment's id (see `edgetop ps`)")
 
 
 def _load(args: argparse.Namespace) -> FleetConfig:
@@ -386,6 +427,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from edgetop.tui.recommend_command import cmd_recommend
 
             return cmd_recommend(config, args, out, err)
+        if args.command in ("deploy", "ps", "stop"):
+            from edgetop.tui.deploy_commands import cmd_deploy, cmd_ps, cmd_stop
+
+            command = {"deploy": cmd_deploy, "ps": cmd_ps, "stop": cmd_stop}[args.command]
+            return command(config, args, out, err)
         if args.command == "eval":  # with --hosts: the real fleet
             from edgetop.tui.eval_command import cmd_eval_fleet
 
