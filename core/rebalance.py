@@ -109,10 +109,10 @@ def plan_rebalance(
     if not deps or n_dev < 2:
         return Plan(objective, (), len(deps), (), ())
 
-    # Distinct (workload, batch) groups: predictions are per group x device.
-    groups: dict[tuple[str, int], int] = {}
+    # Distinct (workload, batch, rate) groups: predictions are per group x device.
+    groups: dict[tuple[str, int, float | None], int] = {}
     group_of = np.array(
-        [groups.setdefault((d.workload.name, d.batch), len(groups)) for d in deps],  # type: ignore[union-attr]
+        [groups.setdefault((d.workload.name, d.batch, d.qps), len(groups)) for d in deps],  # type: ignore[union-attr]
         dtype=np.int64,
     )
     reps = [deps[int(np.flatnonzero(group_of == g)[0])] for g in range(len(groups))]
@@ -122,7 +122,7 @@ def plan_rebalance(
 
     def predict_columns(cols: np.ndarray) -> None:
         rows = np.concatenate(
-            [feature_matrix(r.workload, r.batch, state.matrix[cols]) for r in reps]  # type: ignore[arg-type]
+            [feature_matrix(r.workload, r.batch, state.matrix[cols], r.qps) for r in reps]  # type: ignore[arg-type]
         )
         pred = predictor.predict(rows)
         shape = (len(reps), len(cols))
@@ -290,7 +290,7 @@ def _current(
             kind = fleet.slots[j].features.kind
             own = memory_need(d.workload, d.batch, kind)  # type: ignore[arg-type]
             device = adjusted_rows(state.matrix[j : j + 1], 0.0, -1.0, own, fleet.mem_total[j])
-            rows.append(feature_matrix(d.workload, d.batch, device)[0])  # type: ignore[arg-type]
+            rows.append(feature_matrix(d.workload, d.batch, device, d.qps)[0])  # type: ignore[arg-type]
         pred = predictor.predict(np.stack(rows))
         for m, k in enumerate(missing):
             d = deps[k]

@@ -172,7 +172,7 @@ def _score(
     settings: DecisionSettings,
 ) -> _Scored:
     n = len(fleet)
-    x = feature_matrix(request.workload, request.batch, fleet.matrix)
+    x = feature_matrix(request.workload, request.batch, fleet.matrix, request.qps)
     need = fleet.need(request.workload, request.batch)
     # Hard limits first, so the network only scores devices that could take the request:
     # offline, no memory, or hopeless even at the device's peak compute (a lower bound on
@@ -252,7 +252,7 @@ def _resident_rows(
         )
         d_free = memory_need(dep.workload, dep.batch, kind) - newcomer_need
         row = adjusted_rows(device_row[None, :], newcomer_util - own_util, 0.0, d_free, mem_total)
-        rows.append(feature_matrix(dep.workload, dep.batch, row)[0])
+        rows.append(feature_matrix(dep.workload, dep.batch, row, dep.qps)[0])
         checked.append(dep)
     return rows, checked
 
@@ -451,7 +451,7 @@ def observed_corrections(
             device = adjusted_rows(
                 fleet.matrix[i : i + 1], -own_util, -1.0, own, float(fleet.mem_total[i])
             )
-            rows.append(feature_matrix(dep.workload, dep.batch, device)[0])
+            rows.append(feature_matrix(dep.workload, dep.batch, device, dep.qps)[0])
             seen.append((dep.model, slot.key, dep.p50_ms, dep.p99_ms))
     if not rows:
         return out

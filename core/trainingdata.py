@@ -219,6 +219,10 @@ def sample_states(
     return out
 
 
+def _rate(p: Placement) -> float:
+    return math.nan if p.qps is None else p.qps
+
+
 def placement_rows(samples: Sequence[Sample], model: PerfModel = DEFAULT_MODEL) -> TrainingSet:
     """Features (device before the target) and labels (target after) of each sample."""
     labels = np.zeros((len(samples), 2))
@@ -236,7 +240,10 @@ def placement_rows(samples: Sequence[Sample], model: PerfModel = DEFAULT_MODEL) 
         groups.setdefault((s.target.workload.name, s.target.batch), []).append(i)
     for idx in groups.values():
         first = samples[idx[0]].target
-        x[idx] = feature_matrix(first.workload, first.batch, np.stack([drows[i] for i in idx]))
+        rates = np.array([_rate(samples[i].target) for i in idx])
+        x[idx] = feature_matrix(
+            first.workload, first.batch, np.stack([drows[i] for i in idx]), rates
+        )
     return TrainingSet(
         x=x,
         y=labels,
@@ -244,7 +251,7 @@ def placement_rows(samples: Sequence[Sample], model: PerfModel = DEFAULT_MODEL) 
         families=tuple(s.target.workload.family for s in samples),
         devices=tuple(s.profile.name for s in samples),
         scenarios=tuple(s.target.scenario for s in samples),
-        qps=np.array([math.nan if s.target.qps is None else s.target.qps for s in samples]),
+        qps=np.array([_rate(s.target) for s in samples]),
     )
 
 

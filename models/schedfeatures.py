@@ -10,6 +10,8 @@ Conventions:
 - A workload's family enters as its structure (attention, convolution, embedding lookups,
   detection head) rather than a one-hot of names, so a family the network never saw (GPT-2,
   a language model) still lands on columns it learned (attention).
+- The request's offered rate (samples/s, None for a closed loop) enters as a log and as the
+  share of the device's peak it asks for.
 - Two roofline columns (compute-bound time and memory-bound time at peak) carry the physics
   the network would otherwise have to rediscover; they matter most for unseen workloads.
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 from edgetop.models.workload import WorkloadFeatures
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # family -> (attention, convolution, embedding, detection head)
 FAMILY_STRUCTURE: dict[str, tuple[float, float, float, float]] = {
@@ -61,7 +63,10 @@ DEVICE_COLUMNS = (
     "edge",
     *(f"kind_{k}" for k in DEVICE_KINDS),
 )
-JOINT_COLUMNS = ("log_compute_ms", "log_memory_ms", "memory_need_fraction")
+# The request's own rate: an open-loop stream's queueing on a device depends on the share of
+# it the stream asks for (schema 1 lacked these, and held-out p99 within 10% was 40%).
+REQUEST_COLUMNS = ("open_loop", "log_qps", "log_offered_share")
+JOINT_COLUMNS = ("log_compute_ms", "log_memory_ms", "memory_need_fraction", *REQUEST_COLUMNS)
 FEATURE_NAMES: tuple[str, ...] = (*WORKLOAD_COLUMNS, *DEVICE_COLUMNS, *JOINT_COLUMNS)
 
 _GIB = float(1 << 30)
@@ -130,8 +135,14 @@ def device_matrix(devices: Sequence[DeviceFeatures]) -> np.ndarray:
     return np.stack([device_row(d) for d in devices])
 
 
-def feature_matrix(workload: WorkloadFeatures, batch: int, devices: np.ndarray) -> np.ndarray:
-    """Rows for one workload at one batch on every device of `devices` (a device_matrix)."""
+def feature_matrix(
+    workload: WorkloadFeatures,
+    batch: int,
+    devices: np.ndarray,
+    qps: float | np.ndarray | None = None,
+) -> np.ndarray:
+    """Rows for one workload at one batch on every device of `devices` (a device_matrix).
+    `qps`: the offered samples/s (one value, or one per row; None or NaN: a closed loop)."""
     n = devices.shape[0]
     w = np.broadcast_to(workload_row(workload, batch), (n, len(WORKLOAD_COLUMNS)))
     log_peak = devices[:, 0]
@@ -142,11 +153,28 @@ def feature_matrix(workload: WorkloadFeatures, batch: int, devices: np.ndarray) 
     traffic = workload.param_bytes + workload.activation_traffic_bytes * batch
     log_memory_ms = _log(traffic / 1e6) - log_bw
     need = workload.memory_bytes_at(batch) / np.maximum(mem_total * devices[:, 3], 1.0)
-    joint = np.column_stack([log_compute_ms, log_memory_ms, np.minimum(need, 10.0)])
+    rate = np.broadcast_to(np.asarray(np.nan if qps is None else qps, dtype=np.float64), (n,))
+    open_loop = np.isfinite(rate) & (rate > 0)
+    log_qps = np.log(np.where(open_loop, rate, 1.0))
+    # GFLOP/s asked for over peak TFLOP/s (x1e3); a closed loop asks for the whole device.
+    log_share = np.where(open_loop, log_qps + _log(workload.gflops) - log_peak - math.log(1e3), 0.0)
+    joint = np.column_stack(
+        [
+            log_compute_ms,
+            log_memory_ms,
+            np.minimum(need, 10.0),
+            open_loop.astype(np.float64),
+            log_qps,
+            log_share,
+        ]
+    )
     return np.hstack([w, devices, joint])
 
 
 def feature_rows(
-    workload: WorkloadFeatures, batch: int, devices: Sequence[DeviceFeatures]
+    workload: WorkloadFeatures,
+    batch: int,
+    devices: Sequence[DeviceFeatures],
+    qps: float | np.ndarray | None = None,
 ) -> np.ndarray:
-    return feature_matrix(workload, batch, device_matrix(devices))
+    return feature_matrix(workload, batch, device_matrix(devices), qps)

@@ -81,7 +81,10 @@ def test_rows_are_the_model_s_view(data: TrainingSet) -> None:
     for i, s in enumerate(samples):
         before = evaluate(s.profile, s.colocated, s.condition)
         expected = feature_rows(
-            s.target.workload, s.target.batch, [device_features(s.profile, before, s.condition)]
+            s.target.workload,
+            s.target.batch,
+            [device_features(s.profile, before, s.condition)],
+            s.target.qps,
         )[0]
         assert np.allclose(rows.x[i], expected)
         after = evaluate(s.profile, (*s.colocated, s.target), s.condition).performances[-1]
