@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import json
 import math
 import os
@@ -147,9 +146,9 @@ class LatencyPredictor:
         z[:, -1] = 1.0  # the bias input
         h = np.matmul(z, self._first)  # (n, d+1) @ (m, d+1, h) -> (m, n, h)
         np.maximum(h, 0.0, out=h)
-        for w, b in zip(self.weights[1:-1], self.biases[1:-1], strict=True):
-            h = np.matmul(h, w)
-            h += b[:, None, :]
+        for i in range(1, len(self.weights) - 1):  # (no zip(strict=): this file runs on 3.8)
+            h = np.matmul(h, self.weights[i])
+            h += self.biases[i][:, None, :]
             np.maximum(h, 0.0, out=h)
         out = np.matmul(h, self.weights[-1])
         out += np.matmul(z, self._skip)
@@ -196,7 +195,7 @@ class LatencyPredictor:
             "y_std": self.y_std,
             "shortcut": self.shortcut.astype(np.float32),
         }
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):  # noqa: B905 - equal (load checks)
             arrays[f"w{i}"] = w.astype(np.float32)
             arrays[f"b{i}"] = b.astype(np.float32)
         buffer = io.BytesIO()
@@ -263,7 +262,9 @@ def _check_shapes(p: LatencyPredictor) -> None:
     if len(p.weights) < 2:
         raise ValueError(f"{len(p.weights)} layer(s); the network has at least one hidden layer")
     fan_in = d
-    for w, b in zip(p.weights, p.biases, strict=True):
+    if len(p.weights) != len(p.biases):
+        raise ValueError(f"{len(p.weights)} weight arrays but {len(p.biases)} bias arrays")
+    for w, b in zip(p.weights, p.biases):  # noqa: B905 - lengths checked above (3.8 has no strict)
         if w.ndim != 3 or w.shape[0] != p.members or w.shape[1] != fan_in:
             raise ValueError(f"layer of shape {w.shape} does not follow one of width {fan_in}")
         if b.shape != (p.members, w.shape[2]):
@@ -357,7 +358,7 @@ def train_ensemble(
 
     sizes = [d, *hidden, len(TARGET_NAMES)]
     params: list[torch.Tensor] = []
-    for fan_in, fan_out in itertools.pairwise(sizes):
+    for fan_in, fan_out in ((sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)):
         bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default initialisation
         w = (torch.rand(members, fan_in, fan_out, generator=generator) * 2 - 1) * bound
         b = (torch.rand(members, fan_out, generator=generator) * 2 - 1) * bound
