@@ -61,6 +61,15 @@ def _batch(text: str) -> int:
     return value
 
 
+def _add_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds to wait for every host (default %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -105,12 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot", parents=[common], help="reach every host once and print the fleet"
     )
     snapshot.add_argument("--json", action="store_true", help="machine-readable output")
-    snapshot.add_argument(
-        "--timeout",
-        type=_positive,
-        default=DEFAULT_TIMEOUT_S,
-        help="seconds to wait for every host (default %(default)s)",
-    )
+    _add_timeout(snapshot)
 
     models = commands.add_parser(
         "models", parents=[common], help="the workload catalog with its features"
@@ -156,12 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = hosts_commands.add_parser(
         "check", parents=[common], help="reachability, auth, versions, collectors, drift"
     )
-    check.add_argument(
-        "--timeout",
-        type=_positive,
-        default=DEFAULT_TIMEOUT_S,
-        help="seconds to wait for every host (default %(default)s)",
-    )
+    _add_timeout(check)
     return parser
 
 
@@ -200,12 +199,7 @@ def _add_scheduler_commands(commands: Any, common: argparse.ArgumentParser) -> N
     recommend.add_argument("--objective", default="latency", choices=OBJECTIVES)
     recommend.add_argument("--top", type=int, default=5, help="candidates shown (default 5)")
     recommend.add_argument("--json", action="store_true", help="machine-readable output")
-    recommend.add_argument(
-        "--timeout",
-        type=_positive,
-        default=DEFAULT_TIMEOUT_S,
-        help="seconds to wait for every host (default %(default)s)",
-    )
+    _add_timeout(recommend)
 
     evaluate = commands.add_parser(
         "eval", parents=[common], help="the seed experiment: every policy side by side"
@@ -231,12 +225,7 @@ def _add_deploy_commands(commands: Any, common: argparse.ArgumentParser) -> None
         help="where deployments and decisions are kept (default: the XDG state dir)",
     )
     timeout = argparse.ArgumentParser(add_help=False)
-    timeout.add_argument(
-        "--timeout",
-        type=_positive,
-        default=DEFAULT_TIMEOUT_S,
-        help="seconds to wait for every host (default %(default)s)",
-    )
+    _add_timeout(timeout)
     deploy = commands.add_parser(
         "deploy",
         parents=[state, timeout],
