@@ -153,9 +153,15 @@ def plan_rebalance(
     # Where each deployment is now: observed latency when the worker reports it, else the
     # prediction for its device without itself (the network's rows never include the target).
     cur_p50, cur_p99 = _current(deps, where, fleet, predictor, corrections, state)
+    # Latencies are end to end: the device is busy for them less the input transfer.
+    transfer = np.stack(
+        [fleet.transfer_ms(r.workload, r.batch, settings.origin) for r in reps]  # type: ignore[arg-type]
+    )[group_of]
     own_util = np.array(
         [
-            offered_util(d.scenario, d.qps, d.batch, np.array([cur_p50[k]]))[0]
+            offered_util(
+                d.scenario, d.qps, d.batch, np.array([_busy_ms(cur_p50[k], transfer[k, where[k]])])
+            )[0]
             for k, d in enumerate(deps)
         ]
     )
@@ -172,7 +178,10 @@ def plan_rebalance(
         t99 = p99[group_of] * factor
         headroom = settings.headroom(conf[group_of])
         new_util = np.stack(
-            [offered_util(d.scenario, d.qps, d.batch, t50[k]) for k, d in enumerate(deps)]
+            [
+                offered_util(d.scenario, d.qps, d.batch, _busy_ms(t50[k], transfer[k]))
+                for k, d in enumerate(deps)
+            ]
         )
         util_after = state.util[None, :] + new_util
         valid = (
@@ -254,6 +263,13 @@ def plan_rebalance(
         predict_columns(np.array([s, j]))
     unresolved = tuple(deps[k].id for k in np.flatnonzero(violating) if not moved[k])
     return Plan(objective, tuple(moves), len(deps), violations, unresolved)
+
+
+def _busy_ms(p50_ms: np.ndarray | float, transfer_ms: np.ndarray | float) -> np.ndarray:
+    """Device time of one batch from an end-to-end p50: less the transfer, never below a
+    tenth of it (an observed p50 can undercut the modelled transfer)."""
+    p50 = np.asarray(p50_ms, dtype=np.float64)
+    return np.maximum(p50 - transfer_ms, 0.1 * p50)
 
 
 def _scores(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +24,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from edgetop.core.advisor import live_recommendation
 from edgetop.core.config import ConfigError, FleetConfig
 from edgetop.core.fleet import FleetSnapshot
 from edgetop.core.lifecycle import Deployment, LifecycleError, Status, Where
-from edgetop.core.live import fleet_from_snapshot
 from edgetop.core.monitor import FleetMonitor
 from edgetop.core.orchestrator import (
     NOT_STOPPED_YET,
@@ -39,12 +38,8 @@ from edgetop.core.orchestrator import (
     recommendation_detail,
 )
 from edgetop.core.placement import Recommendation, Request, fmt_ms
-from edgetop.core.recommend import observed_corrections, recommend
 from edgetop.core.statestore import StateError, StateStore, default_state_dir
-from edgetop.models.catalog import load_catalog
 from edgetop.models.errors import ModelError
-from edgetop.models.predictor import load_default
-from edgetop.models.workload import WorkloadFeatures
 from edgetop.tui import format as fmt
 from edgetop.tui.recommend_command import resolve_model
 
@@ -115,19 +110,6 @@ def _default_device(
     return "cpu" if config.host(host).kind == "cpu" else "gpu0"
 
 
-def _recommendation(
-    request: Request, snapshot: FleetSnapshot, config: FleetConfig, workload: WorkloadFeatures
-) -> tuple[Recommendation | None, str | None]:
-    """The scheduler's recommendation, or None and why there is none (no usable weights)."""
-    try:
-        predictor = load_default()
-    except ModelError as exc:
-        return None, str(exc)
-    catalog = {**load_catalog(), request.model: workload}
-    fleet = fleet_from_snapshot(snapshot, config, catalog, now=time.time())
-    return recommend(request, fleet, predictor, observed_corrections(fleet, predictor)), None
-
-
 def cmd_deploy(config: FleetConfig, args: argparse.Namespace, out: Console, err: Console) -> int:
     def body() -> int:
         store = _store(args)
@@ -156,7 +138,7 @@ async def _deploy(
         orch.place_simulated()  # what already "runs" on sim hosts loads them, as in the UI
         await monitor.wait_for(lambda s: s.all_settled, args.timeout)
         snapshot = monitor.snapshot
-        rec, why_none = _recommendation(request, snapshot, config, request.workload)
+        rec, why_none = live_recommendation(request, snapshot, config)
         if host is None:
             if rec is None:
                 raise BadInput(

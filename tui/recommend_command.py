@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from edgetop.core.advisor import live_fleet
 from edgetop.core.config import FleetConfig
-from edgetop.core.live import fleet_from_snapshot
 from edgetop.core.placement import Recommendation, Request, fmt_ms
 from edgetop.core.recommend import DecisionSettings, observed_corrections, recommend
-from edgetop.models.catalog import load_catalog
 from edgetop.models.declared import load_workloads
 from edgetop.models.errors import ModelError
 from edgetop.models.predictor import PredictorError, load_default
@@ -67,9 +65,7 @@ def cmd_recommend(config: FleetConfig, args: argparse.Namespace, out: Console, e
     from edgetop.tui.cli import _settle
 
     snapshot = asyncio.run(_settle(config, args))
-    catalog = dict(load_catalog())
-    catalog[args.model] = workload
-    fleet = fleet_from_snapshot(snapshot, config, catalog, now=time.time())
+    fleet = live_fleet(snapshot, config, {args.model: workload})
     corrections = observed_corrections(fleet, predictor)
     rec = recommend(request, fleet, predictor, corrections, DecisionSettings(top=args.top))
     if args.json:
