@@ -503,13 +503,56 @@ class Orchestrator:
             **_reading_detail(a.reading),
         )
         if old is not None and old_worker is not None:
-            try:
-                await self._stop_worker(old.host, old_worker)
-            except EdgetopError as exc:  # a later round stops the leftover
-                self._record(
-                    who, "stop-failed", moved, worker=f"{old}/{old_worker}", reason=str(exc)
-                )
+            moved = await self._stop_old(moved, old.host, old_worker, who)
         return moved
+
+    async def _stop_old(self, d: Deployment, host: str, worker: str, who: str) -> Deployment:
+        """Stop the worker `d` left behind; a host that does not answer (lost) keeps it until a
+        later round finds it there, and the deployment's reason says so meanwhile."""
+        try:
+            await self._stop_worker(host, worker)
+        except EdgetopError as exc:
+            self._record(who, "stop-failed", d, worker=f"{host}/{worker}", reason=str(exc))
+            why = f"{d.reason}; {NOT_STOPPED_YET} {host}/{worker}: {exc}"
+            d = self._change(d.id, lambda x: replace(x, reason=why))
+        return d
+
+    async def relocate(self, deployment_id: str, to: Where, who: str, reason: str) -> Deployment:
+        """Start a failed deployment whose host was lost again on `to`. Its old worker cannot
+        be reached, so there is nothing to keep serving meanwhile: start, wait until it runs
+        with metrics, then try to stop the old worker (noted as not stopped yet when its host
+        still does not answer). A failed start leaves the deployment failed where it was, so
+        the old worker is adopted again if its host comes back."""
+        d = self.get(deployment_id)
+        if d.status is not Status.FAILED or d.where is None:
+            raise OrchestratorError(
+                f"deployment {d.id} is {d.status.value}: only a failed deployment is relocated"
+            )
+        if to == d.where:
+            raise OrchestratorError(f"deployment {d.id} already is on {to}")
+        self.check_where(to)
+        old, old_worker, worker = d.where, d.worker, next_worker(d)
+        d = self._change(
+            d.id,
+            lambda x: transition(
+                x,
+                Status.STARTING,
+                self.clock(),
+                f"starting on {to}: {reason}",
+                where=to,
+                worker=worker,
+            ),
+            expect=d,
+        )
+        self._record(
+            who, "relocate", d, **{"from": str(old), "to": str(to)}, reason=reason, worker=worker
+        )
+        after = await self._busy_with(d.id, self._launch(d, to, who))
+        if after.status is not Status.RUNNING:
+            return self._change(d.id, lambda x: replace(x, where=old, worker=old_worker))
+        if old_worker is None:
+            return after
+        return await self._stop_old(after, old.host, old_worker, who)
 
     async def _abort_move(self, a: AbortMove, who: str) -> Deployment:
         d = a.deployment

@@ -5,7 +5,8 @@ fleet state, the UI) is exercised exactly as for a real host. An idle device sho
 around its profile. Deployments placed on it (`SimDevice.place`) load it through an injected
 `SimPhysics` (core's performance model): utilisation, memory, power, temperature and each
 deployment's latency follow that model, with measurement noise on top. Demo controls force a
-power mode, a temperature or take the host down.
+power mode, a temperature, spike the load (another tenant's share of the device) or take the
+host down.
 """
 
 from __future__ import annotations
@@ -104,6 +105,34 @@ def slo_compliance(load: SimDeploymentLoad, slo_ms: float | None) -> float | Non
     return 0.5 * slo_ms / p50
 
 
+MAX_SPIKE = 0.95  # the deployments keep at least this much less than the whole device
+
+
+def with_spike(load: SimLoad | None, spike: float, profile: SimProfile) -> SimLoad:
+    """`load` with a foreign load taking `spike` of the device: it shows in utilisation and
+    power, and the deployments contend with it (their latencies stretch by 1 / (1 - spike),
+    as on a device time-shared with another tenant)."""
+    share = min(max(spike, 0.0), MAX_SPIKE)
+    util = min(1.0, (load.util if load else 0.0) + share)
+    stretch = 1.0 / (1.0 - share)
+
+    def slowed(d: SimDeploymentLoad) -> SimDeploymentLoad:
+        if d.failed:
+            return d
+        p50, p90, p99 = (None if v is None else v * stretch for v in (d.p50_ms, d.p90_ms, d.p99_ms))
+        return SimDeploymentLoad(p50, p90, p99, d.throughput)
+
+    idle = profile.idle_power_w
+    return SimLoad(
+        util=util,
+        mem_used_bytes=load.mem_used_bytes if load else 0,
+        power_w=max(load.power_w if load else idle, idle + (profile.tdp_w - idle) * util),
+        temp_c=max(load.temp_c if load else 35.0, 35.0 + 45.0 * util),
+        throttled=bool(load and load.throttled),
+        deployments=tuple(slowed(d) for d in load.deployments) if load else (),
+    )
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
@@ -129,6 +158,7 @@ class SimDevice:
         self._started: dict[str, float] = {}
         self.power_mode: str | None = profile.default_power_mode
         self.forced_temp_c: float | None = None
+        self.spike = 0.0  # demo: a 0..1 share of the device taken by a load edgetop did not place
         self.down = False
 
     # -- what is placed on it, and the demo controls -------------------------------------
@@ -147,9 +177,10 @@ class SimDevice:
         return tuple(self._deployments.values())
 
     def current_load(self) -> SimLoad | None:
-        if self.physics is None or not self._deployments:
-            return None
-        return self.physics.load(self.deployments, self.power_mode, self.forced_temp_c)
+        load = None
+        if self.physics is not None and self._deployments:
+            load = self.physics.load(self.deployments, self.power_mode, self.forced_temp_c)
+        return with_spike(load, self.spike, self.profile) if self.spike > 0 else load
 
     @property
     def accelerator_kind(self) -> str | None:
@@ -271,7 +302,7 @@ class SimDevice:
                 "slo_ms": d.slo_ms,
                 "t": now,
             }
-            measured = load.deployments[i] if load else None
+            measured = load.deployments[i] if load and i < len(load.deployments) else None
             if measured is None:
                 line["state"] = "starting" if self.physics else "running"
             elif measured.failed:

@@ -7,13 +7,43 @@ from fleets import SIM_PAIR
 
 from edgetop.core.config import parse_config
 from edgetop.core.fleet import FleetSnapshot, HostView, apply
+from edgetop.core.lifecycle import Deployment, Status, Where
 from edgetop.core.monitor import FleetMonitor
+from edgetop.core.placement import Candidate, Recommendation, Rejected, Request
+from edgetop.core.statestore import StateStore
+from edgetop.models.catalog import load_catalog
 from edgetop.remote.link import HostStatus, LinkEvent
 from edgetop.remote.protocol import parse_line
 from edgetop.tui.app import EdgetopApp
+from edgetop.tui.deployments import DeploymentsTable, PendingRequest
 from edgetop.tui.panels import FleetSummary, HostPanel, sparkline
+from edgetop.tui.recommendation import RecommendationPanel
 
 SIM_FLEET = SIM_PAIR.format(jetson="xavier.lab-1")
+
+
+WORKERS = [
+    {
+        "id": "resnet50-1.1",
+        "state": "running",
+        "model": "resnet50",
+        "batch": 8,
+        "p50_ms": 4.1,
+        "p90_ms": 5.0,
+        "p99_ms": 6.3,
+        "throughput": 1830.0,
+    },
+    {
+        "id": "bert-base-1.1",
+        "state": "running",
+        "model": "bert-base",
+        "batch": 4,
+        "p50_ms": 31.0,
+        "p90_ms": 44.0,
+        "p99_ms": 58.0,
+        "throughput": 120.0,
+    },
+]
 
 
 def fixed_fleet() -> FleetSnapshot:
@@ -62,7 +92,10 @@ def fixed_fleet() -> FleetSnapshot:
         snap = apply(
             snap,
             LinkEvent(
-                "gpu-a", HostStatus.ONLINE, 100.0 + seq, sample=parse_line(sample(seq, devices=gpu))
+                "gpu-a",
+                HostStatus.ONLINE,
+                100.0 + seq,
+                sample=parse_line(sample(seq, devices=gpu, deployments=WORKERS)),
             ),
         )  # type: ignore[arg-type]
     snap = apply(
@@ -81,6 +114,24 @@ def fixed_fleet() -> FleetSnapshot:
         ),
     )
     return snap
+
+
+def fixed_state(directory: Path) -> StateStore:
+    """Deployments matching fixed_fleet's workers: one healthy, one violating, one failed."""
+    gpu = Where("gpu-a", "gpu0")
+    store = StateStore(directory)
+    store.save(
+        (
+            Deployment("resnet50-1", "resnet50", 8, 20.0, status=Status.RUNNING, where=gpu,
+                       worker="resnet50-1.1", created=90.0, updated=95.0),
+            Deployment("bert-base-1", "bert-base", 4, 40.0, status=Status.DEGRADED, where=gpu,
+                       worker="bert-base-1.1", created=91.0, updated=99.0),
+            Deployment("ssd-resnet34-1", "ssd-resnet34", 1, 100.0, status=Status.FAILED,
+                       where=Where("orin-7", "gpu0"), worker="ssd-resnet34-1.1",
+                       reason="needs 9.1 GiB, 1.4 GiB free", created=92.0, updated=93.0),
+        )
+    )  # fmt: skip
+    return store
 
 
 def test_sparkline_scales_and_pads() -> None:
@@ -118,12 +169,87 @@ async def test_stale_and_offline_hosts_are_greyed_with_reason() -> None:
         assert not panels["gpu-a"].has_class("-stale")
 
 
-def test_fleet_view_snapshot(snap_compare) -> None:
+def snapshot_app(tmp_path: Path) -> EdgetopApp:
+    """No monitor and no timer-fed data: the fixed fleet and state, at a fixed clock."""
     config = parse_config(SIM_FLEET, "sim.toml")
+    return EdgetopApp(config, store=fixed_state(tmp_path), clock=lambda: 116.0)
 
-    async def show_fixed_fleet(pilot) -> None:  # type: ignore[no-untyped-def]
-        pilot.app.fleet = fixed_fleet()
+
+async def show_fixed_fleet(pilot) -> None:  # type: ignore[no-untyped-def]
+    pilot.app.fleet = fixed_fleet()
+    await pilot.pause()
+
+
+def test_fleet_view_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = snapshot_app(tmp_path)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=show_fixed_fleet)
+
+
+def test_fleet_view_snapshot_80x24(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app = snapshot_app(tmp_path)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=show_fixed_fleet)
+
+
+def pending_with_recommendation() -> PendingRequest:
+    request = Request("bert-large", load_catalog()["bert-large"], 4, 60.0)
+    rec = Recommendation(
+        "learned",
+        request,
+        (
+            Candidate("gpu-a", "gpu0", 0, 21.0, 34.0, 0.82, "fastest predicted p99; 1 co-runner"),
+            Candidate("orin-7", "gpu0", 1, 48.0, 71.0, 0.55, "misses the SLO by 11 ms"),
+        ),
+        (Rejected("bastion-cpu", "cpu", "offline"),),
+    )
+    return PendingRequest("new-1", request, rec, asking=False)
+
+
+def test_recommendation_panel_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def show_pending(pilot) -> None:  # type: ignore[no-untyped-def]
+        await show_fixed_fleet(pilot)
+        pilot.app.pending["new-1"] = pending_with_recommendation()
+        pilot.app._render_all()
+        pilot.app.query_one(DeploymentsTable).select("new-1")
         await pilot.pause()
 
-    app = EdgetopApp(config, clock=lambda: 116.0)
-    assert snap_compare(app, terminal_size=(120, 40), run_before=show_fixed_fleet)
+    app = snapshot_app(tmp_path)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=show_pending)
+
+
+async def test_recommendation_panel_follows_the_selected_row(tmp_path: Path) -> None:
+    app = snapshot_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_fixed_fleet(pilot)
+        app.pending["new-1"] = pending_with_recommendation()
+        app._render_all()
+        table = app.query_one(DeploymentsTable)
+        table.select("new-1")
+        await pilot.pause()
+        panel = app.query_one(RecommendationPanel)
+        assert panel.display
+        assert "1. gpu-a/gpu0  p99 34 ms  conf 0.82" in panel.text
+        assert "✗ bastion-cpu/cpu: offline" in panel.text
+        table.select("resnet50-1")
+        await pilot.pause()
+        assert not panel.display
+
+
+async def test_table_joins_the_state_with_the_live_readings(tmp_path: Path) -> None:
+    app = snapshot_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_fixed_fleet(pilot)
+        table = app.query_one(DeploymentsTable)
+        assert table.keys == ["resnet50-1", "bert-base-1", "ssd-resnet34-1"]
+        row = [str(c) for c in table.get_row("bert-base-1")]
+        assert row[:6] == ["bert-base-1", "bert-base", "gpu-a/gpu0", "degraded", "40", "58"]
+        summary = str(app.query_one(FleetSummary).render())
+        assert "1 healthy" in summary and "2 violating" in summary
+        screen = screen_text(app)
+        assert "▶ resnet50-1 resnet50 b8 running  p99 6.3 ms/20" in screen
+        assert "gpu-a [GPU server]" in screen and "orin-7 [Jetson]" in screen
+        assert "stale · last data 6s ago" in screen
+
+
+def screen_text(app: EdgetopApp) -> str:
+    """What the terminal shows, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -14,6 +14,7 @@ from edgetop.core.fleet import FleetSnapshot
 from edgetop.core.lifecycle import Deployment, LifecycleError, Status, Where
 from edgetop.core.monitor import FleetMonitor
 from edgetop.core.orchestrator import (
+    NOT_STOPPED_YET,
     Orchestrator,
     OrchestratorError,
     OrchestratorSettings,
@@ -179,6 +180,74 @@ async def test_a_move_to_a_host_that_went_down_times_out_and_keeps_the_old(
     assert after.where == A100 and after.status is Status.RUNNING
     assert "not running with metrics" in (after.reason or "")
     assert placed(monitor, "xavier-1") == []
+
+
+async def lose_a100(orch: Orchestrator, monitor: FleetMonitor) -> None:
+    """a100-1 goes down and a reconcile round (no grace) fails what ran there."""
+    a100 = monitor.sim_device("a100-1")
+    assert a100 is not None
+    a100.down = True
+    assert await monitor.wait_for(lambda s: not s.host("a100-1").answered, 30)
+    await orch.reconcile_once()
+
+
+async def test_a_deployment_failed_with_its_host_is_relocated(
+    config: FleetConfig, monitor: FleetMonitor, store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = OrchestratorSettings(
+        health_timeout_s=20.0, reconcile=ReconcileSettings(offline_grace_s=0.0)
+    )
+    orch = Orchestrator(config, monitor, store, settings=settings)
+    d = await orch.deploy(request(), A100, "operator")
+    with pytest.raises(OrchestratorError, match="only a failed deployment is relocated"):
+        await orch.relocate(d.id, XAVIER, "auto", "host lost")
+    await lose_a100(orch, monitor)
+    assert orch.get(d.id).status is Status.FAILED
+    stop = orch._stop_worker
+
+    async def unreachable(host: str, worker: str) -> None:
+        if host == "a100-1":
+            raise ConnectError("a100-1: connection refused")
+        await stop(host, worker)
+
+    monkeypatch.setattr(orch, "_stop_worker", unreachable)
+    after = await orch.relocate(d.id, XAVIER, "auto", "host lost")
+    assert after.status is Status.RUNNING and after.where == XAVIER
+    assert after.worker == "resnet50-1.2" and placed(monitor, "xavier-1") == ["resnet50-1.2"]
+    assert NOT_STOPPED_YET in (after.reason or "") and "a100-1/resnet50-1.1" in (after.reason or "")
+    assert actions(store)[-3:] == ["relocate", "running", "stop-failed"]
+    assert [s for _, s in after.history][-3:] == ["failed", "starting", "running"]
+
+
+async def test_a_relocation_that_fails_leaves_the_deployment_where_it_was(
+    config: FleetConfig, monitor: FleetMonitor, store: StateStore
+) -> None:
+    settings = OrchestratorSettings(
+        health_timeout_s=20.0, reconcile=ReconcileSettings(offline_grace_s=0.0)
+    )
+    orch = Orchestrator(config, monitor, store, settings=settings)
+    # Fits the A100's 40 GiB, not the Xavier's 31 GiB.
+    d = await orch.deploy(request("gpt2-medium", 96, slo_ms=5000), A100, "operator")
+    await lose_a100(orch, monitor)
+    after = await orch.relocate(d.id, XAVIER, "auto", "host lost")
+    assert after.status is Status.FAILED and after.where == A100 and after.worker == d.worker
+    assert "needs" in (after.reason or "") and placed(monitor, "xavier-1") == []
+
+
+async def test_a_move_off_a_silent_host_notes_the_worker_not_stopped(
+    config: FleetConfig, monitor: FleetMonitor, store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orch = Orchestrator(config, monitor, store, settings=SETTINGS)
+    d = await orch.deploy(request(), A100, "operator")
+
+    async def unreachable(host: str, worker: str) -> None:
+        raise ConnectError(f"{host}: connection refused")
+
+    monkeypatch.setattr(orch, "_stop_worker", unreachable)
+    moved = await orch.move(d.id, XAVIER, "auto", "host lost")
+    assert moved.status is Status.RUNNING and moved.where == XAVIER
+    assert (moved.reason or "").startswith(f"moved from {A100} to {XAVIER}; {NOT_STOPPED_YET}")
+    assert actions(store)[-2:] == ["move-done", "stop-failed"]
 
 
 async def test_reconcile_marks_slo_violations_degraded(

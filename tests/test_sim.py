@@ -153,3 +153,25 @@ def test_slo_compliance_reads_the_percentiles() -> None:
     assert slo_compliance(load, 10.0) == 0.50
     assert slo_compliance(load, 5.0) == 0.25
     assert slo_compliance(load, 30.0) > slo_compliance(load, 25.0)  # type: ignore[operator]
+
+
+async def test_a_load_spike_shows_and_slows_the_deployments() -> None:
+    from edgetop.remote.sim import SimDeployment
+
+    idle_host = SimTransport("a100-3", get_profile("a100-40gb"))
+    idle_host.device.spike = 0.7  # nothing placed: the spike alone loads the device
+    idle = (await read(idle_host, 3))[-1]
+    assert isinstance(idle, Sample)
+    gpu = next(d for d in idle.devices if d.kind == "gpu")
+    assert (gpu.util or 0) >= 70 and "gpu_idle" not in gpu.throttle
+    assert (gpu.power_w or 0) > 3 * get_profile("a100-40gb").idle_power_w
+
+    transport = SimTransport("xavier-4", get_profile("jetson-agx-xavier"), physics=SteadyPhysics())
+    transport.device.place(SimDeployment("d", "resnet50", slo_ms=25.0))
+    calm = (await read(transport, 2))[-1]
+    transport.device.spike = 0.5  # half the device gone: latencies double
+    spiked = (await read(transport, 2))[-1]
+    assert isinstance(calm, Sample) and isinstance(spiked, Sample)
+    assert (spiked.deployments[0].p50_ms or 0) > 1.8 * (calm.deployments[0].p50_ms or 0)
+    jetson = next(d for d in spiked.devices if d.kind == "jetson")
+    assert (jetson.util or 0) >= 80  # its 30% plus the 50% spike
