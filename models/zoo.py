@@ -400,6 +400,11 @@ class UserModel(ZooModel):
         self._example = example
         self._blocks: list[nn.Module] | None = None
 
+    @property
+    def example(self) -> tuple[torch.Tensor, ...]:
+        """The inputs at batch 1 the user's function returned with the module."""
+        return self._example
+
     def forward(self, *inputs: torch.Tensor) -> Any:
         return self.module(*inputs)
 

@@ -61,7 +61,7 @@ DEFAULT_STATE_DIR = "~/.local/state/edgetop/deployments"
 DEFAULT_CACHE_DIR = "~/.cache/edgetop"
 MANIFEST = "MANIFEST.json"
 # The worker's dependencies inside edgetop.remote; edgetop.models is shipped whole.
-REMOTE_MODULES = ("__init__", "worker", "loadgen", "agent", "errors")
+REMOTE_MODULES = ("__init__", "worker", "loadgen", "agent", "errors", "stage", "tensorwire")
 
 # The worker, loadgen and edgetop.models run on Python >= 3.8: JetPack 5 Jetsons (Orin,
 # Xavier) ship 3.8 with NVIDIA's torch wheels (tests/test_host_python.py guards it). torch

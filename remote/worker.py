@@ -576,6 +576,18 @@ def resolve_model(name: str) -> Any:
     return get_model(name)
 
 
+def pipeline_blocks(model: Any) -> list:
+    """The blocks a pipeline splits a built model into, the ones `edgetop partition` counted
+    (models/blockcost.py): the zoo's own, or a user's module cut by torch.fx."""
+    from edgetop.models.zoo import UserModel
+
+    if isinstance(model, UserModel):
+        from edgetop.models.blockcost import user_blocks
+
+        return user_blocks(model.module, model.example)
+    return model.blocks()
+
+
 def _load_error(model: str, exc: BaseException) -> str:
     try:
         from edgetop.models.errors import ModelError

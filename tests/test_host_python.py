@@ -42,8 +42,11 @@ HOST_FILES = sorted(
         "models/features.py",
         "models/workload.py",
         "models/errors.py",
+        "models/blockcost.py",
         "remote/worker.py",
         "remote/loadgen.py",
+        "remote/stage.py",
+        "remote/tensorwire.py",
         *(str(p.relative_to(ROOT)) for p in (ROOT / "models" / "nets").glob("*.py")),
     ]
 )
