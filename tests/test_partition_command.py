@@ -245,3 +245,22 @@ def test_deploy_hook_runs_the_plan_through_core_pipeline(
     assert seen["plan"] is plan and seen["options"] == {"image_size": 32} and seen["closed"]
     assert seen["shape"] == (2, 3, 32, 32) and seen["requests"] == 3 and seen["samples"] == 2
     assert "p50 12.50 ms" in capsys.readouterr().out
+
+
+def test_deploy_runs_the_plan_as_real_stage_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--deploy` end to end on two local hosts: stage processes start, answer, are stopped."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # the stages' state and code cache
+    hosts = tmp_path / "hosts.toml"
+    hosts.write_text(
+        "".join(LOCAL.format(python=sys.executable).replace('"me"', f'"{n}"') for n in "ab")
+    )
+    argv = ["partition", "mobilenetv2", "--on", "a,b", "--hosts", str(hosts),
+            "--option", "image_size=64", "--deploy", "--requests", "3"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "measured over 3 request(s): p50 " in out and "p50 - " not in out
+    pipelines = tmp_path / ".local" / "state" / "edgetop" / "pipelines"
+    statuses = [json.loads(p.read_text()) for p in pipelines.rglob("status.json")]
+    assert statuses and all(s["state"] != "running" for s in statuses)  # all stopped again
