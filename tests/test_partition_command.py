@@ -264,3 +264,47 @@ def test_deploy_runs_the_plan_as_real_stage_processes(
     pipelines = tmp_path / ".local" / "state" / "edgetop" / "pipelines"
     statuses = [json.loads(p.read_text()) for p in pipelines.rglob("status.json")]
     assert statuses and all(s["state"] != "running" for s in statuses)  # all stopped again
+
+
+def test_deploy_repartitions_once_when_a_stage_dies(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import edgetop.core.pipeline as pipeline
+
+    closed: list[str] = []
+
+    class Pipe:
+        def __init__(self, name: str, hosts: tuple[str, ...], broken: bool) -> None:
+            self.name, self.broken = name, broken
+            self.stages = [SimpleNamespace(spec=SimpleNamespace(host=h)) for h in hosts]
+
+        async def run(self, state: Any, *, requests: int, samples: int) -> Any:
+            if self.broken:
+                raise pipeline.PipelineBroken("stage 1 on b: connection lost")
+            return SimpleNamespace(stats=SimpleNamespace(p50_ms=5.0, p99_ms=9.0, throughput=50.0))
+
+        async def recover(self) -> Pipe:
+            closed.append(self.name)  # recover closes the broken one
+            return Pipe("survivor", ("a",), False)
+
+        async def close(self) -> None:
+            closed.append(self.name)
+
+    async def fake_deploy(config: Any, plan: PartitionPlan, **kwargs: Any) -> Pipe:
+        return Pipe("first", ("a", "b"), True)
+
+    monkeypatch.setattr(pipeline, "deploy_pipeline", fake_deploy)
+    plan = PartitionPlan("mobilenetv2", "throughput", 1,
+                         (Stage("a", 0, 10, 1.0, 0.1, 1), Stage("b", 10, 20, 1.0, 0.0, 1)),
+                         1.0, 2.1, 1000.0)  # fmt: skip
+    from rich.console import Console
+
+    args = SimpleNamespace(requests=3, accept_new_hosts=False)
+    code = partition_command.deploy_and_measure(
+        None,  # type: ignore[arg-type]
+        plan, {"image_size": 32}, args, Console(), Console(stderr=True),
+    )  # fmt: skip
+    assert code == 0 and closed == ["first", "survivor"]
+    captured = capsys.readouterr()
+    assert "connection lost; repartitioning" in captured.err
+    assert "running again on a" in captured.err and "p50 5.00 ms" in captured.out

@@ -321,7 +321,7 @@ def deploy_and_measure(
 ) -> int:
     """The `--deploy` hook: start the plan with core/pipeline.py, time `--requests` requests
     at the plan's batch, print measured beside predicted, stop the pipeline."""
-    from edgetop.core.pipeline import deploy_pipeline
+    from edgetop.core.pipeline import PipelineBroken, deploy_pipeline
     from edgetop.models.zoo import get_model
 
     inputs = get_model(plan.model).make_input(plan.batch, **options)
@@ -332,7 +332,15 @@ def deploy_and_measure(
             config, plan, options=options, accept_new=getattr(args, "accept_new_hosts", False)
         )
         try:
-            return await pipeline.run(state, requests=args.requests, samples=plan.batch)
+            try:
+                return await pipeline.run(state, requests=args.requests, samples=plan.batch)
+            except PipelineBroken as exc:
+                # A stage died: the model is repartitioned over the hosts that remain, once.
+                err.print(f"edgetop partition: {exc}; repartitioning", markup=False)
+                pipeline = await pipeline.recover()
+                hosts = ", ".join(s.spec.host for s in pipeline.stages)
+                err.print(f"edgetop partition: running again on {hosts}", markup=False)
+                return await pipeline.run(state, requests=args.requests, samples=plan.batch)
         finally:
             await pipeline.close()
 
