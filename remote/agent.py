@@ -538,6 +538,15 @@ def read_cgroup_limits(
                 quotas.append(q)
         if quotas:
             out["cpu_quota"] = round(min(quotas), 3)
+        # Where the cgroup's CPU time is counted: cpu.stat on v2, cpuacct.usage on v1 (its
+        # own hierarchy, or co-mounted with cpu). The process's own cgroup: what runs there
+        # is what the quota holds back.
+        if version == 2:
+            out["cpu_usage"] = (os.path.join(chain[0], "cpu.stat"), 2)
+        else:
+            acct = _controller_chain("cpuacct", entries, mounts, root)
+            if acct:
+                out["cpu_usage"] = (os.path.join(acct[1][0], "cpuacct.usage"), 1)
 
     mem = _controller_chain("memory", entries, mounts, root)
     if mem:
@@ -553,6 +562,38 @@ def read_cgroup_limits(
             out["mem_limit"], out["mem_dir"] = best
             out["mem_version"] = version
     return out
+
+
+def cgroup_cpu_seconds(usage: Optional[Tuple[str, int]]) -> Optional[float]:
+    """CPU time a cgroup has used, in seconds (v1 cpuacct.usage in ns; v2 cpu.stat
+    usage_usec), or None where it is not readable."""
+    if not usage:
+        return None
+    path, version = usage
+    text = _read_text(path, 4096)
+    if text is None:
+        return None
+    if version == 1:
+        ns = _int(text.strip())
+        return ns / 1e9 if ns is not None else None
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "usage_usec":
+            us = _int(value.strip())
+            return us / 1e6 if us is not None else None
+    return None
+
+
+def quota_percent(
+    prev: Optional[Tuple[float, float]], cur: Optional[Tuple[float, float]], quota: float
+) -> Optional[float]:
+    """Utilisation against a CPU quota from two (cpu seconds, wall seconds) readings."""
+    if prev is None or cur is None or quota <= 0:
+        return None
+    wall = cur[1] - prev[1]
+    if wall <= 0:
+        return None
+    return round(max(0.0, min(100.0, 100.0 * (cur[0] - prev[0]) / (wall * quota))), 1)
 
 
 def cgroup_memory_used(mem_dir: str, version: int) -> Optional[int]:
@@ -938,6 +979,13 @@ class CpuCollector:
             self.status["psutil"] = "skipped"
         self.name = "psutil" if self.psutil is not None else "procfs"
         self._prev = parse_proc_stat(_read_text(os.path.join(proc_root, "stat")) or "")
+        # A quota below the machine's cores: utilisation is the cgroup's CPU time against the
+        # quota (a host limited to 0.4 CPU and using it all is 100% busy, whatever the
+        # machine around it does); per_core stays the machine's.
+        quota = self.cgroup.get("cpu_quota")
+        cores = os.cpu_count() or 0
+        self._quota: Optional[float] = quota if quota and quota < cores else None
+        self._cg_prev = self._cgroup_reading() if self._quota else None
         self._temp_path = self._find_temp(sys_root)
 
     @staticmethod
@@ -978,6 +1026,12 @@ class CpuCollector:
             if raw is not None and raw > -256000:
                 out["temp_c"] = round(raw / 1000.0, 1)
         out["power_w"] = None  # RAPL needs root since CVE-2020-8694; not worth a guess
+        if self._quota:
+            cur = self._cgroup_reading()
+            util = quota_percent(self._cg_prev, cur, self._quota)
+            self._cg_prev = cur or self._cg_prev
+            if util is not None:
+                out["util"] = util
         limit = self.cgroup.get("mem_limit")
         if limit:
             total = out.get("mem_total")
@@ -987,6 +1041,10 @@ class CpuCollector:
                 used = cgroup_memory_used(self.cgroup["mem_dir"], self.cgroup.get("mem_version", 1))
             out["mem_used"] = used
         return out
+
+    def _cgroup_reading(self) -> Optional[Tuple[float, float]]:
+        used = cgroup_cpu_seconds(self.cgroup.get("cpu_usage"))
+        return (used, time.monotonic()) if used is not None else None
 
     def _sample_psutil(self) -> Dict[str, Any]:
         ps = self.psutil

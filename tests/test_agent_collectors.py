@@ -1158,3 +1158,31 @@ def test_detect_jetson(tmp_path: Path) -> None:
         "l4t": "R35.4.1",
         "jetpack": "5.1.2",
     }
+
+
+def test_cgroup_cpu_seconds_v1_and_v2(tmp_path: Path) -> None:
+    (tmp_path / "cpuacct.usage").write_text("2500000000\n")
+    (tmp_path / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\n")
+    assert agent.cgroup_cpu_seconds((str(tmp_path / "cpuacct.usage"), 1)) == 2.5
+    assert agent.cgroup_cpu_seconds((str(tmp_path / "cpu.stat"), 2)) == 1.5
+    assert agent.cgroup_cpu_seconds((str(tmp_path / "missing"), 1)) is None
+    assert agent.cgroup_cpu_seconds(None) is None
+
+
+def test_quota_percent_is_cpu_time_over_quota_and_wall_time() -> None:
+    assert agent.quota_percent((10.0, 100.0), (10.4, 101.0), 0.4) == 100.0  # all of 0.4 CPU
+    assert agent.quota_percent((10.0, 100.0), (10.1, 101.0), 0.4) == 25.0
+    assert agent.quota_percent((10.0, 100.0), (10.0, 100.0), 0.4) is None  # no time passed
+    assert agent.quota_percent(None, (10.0, 100.0), 0.4) is None
+
+
+def test_cpu_collector_reports_utilisation_against_the_quota(tmp_path: Path) -> None:
+    usage = tmp_path / "cpuacct.usage"
+    usage.write_text("0\n")
+    cgroup = {"cpu_quota": 0.5, "cpu_usage": (str(usage), 1)}
+    c = agent.CpuCollector(psutil_mod=fake_psutil(), cgroup=cgroup, sys_root=str(tmp_path))
+    assert c._cg_prev is not None
+    c._cg_prev = (0.0, c._cg_prev[1] - 2.0)  # two seconds ago
+    usage.write_text(str(int(0.5e9)))  # half a CPU second since: 0.25 CPU of 0.5 allowed
+    s = c.sample()
+    assert 45.0 <= s["util"] <= 50.0  # the machine's figure (fake psutil) is not used

@@ -39,6 +39,9 @@ import pytest
 
 SSHD = Path("/usr/sbin/sshd")
 CONTROLLERS = ("cpu", "memory")
+# Joined too where it is a hierarchy of its own (not co-mounted as "cpu,cpuacct"): the agent
+# reads a host's CPU use from it, so utilisation is against the quota, not the machine.
+ACCOUNTING = "cpuacct"
 CFS_PERIOD_US = 100_000
 FIRST_ADDRESS_OCTET = 11  # tb1 -> 127.0.0.11; any 127/8 address is loopback on Linux
 READY_TIMEOUT_S = 10.0
@@ -49,7 +52,7 @@ LOG_TAIL_CHARS = 2000
 # Joins the cgroups before exec'ing sshd, so sshd and everything it forks is confined from
 # the first instruction. A shell wrapper rather than preexec_fn: preexec_fn runs Python
 # between fork and exec, which can deadlock when the parent has threads (asyncio executors).
-_ENTER_CGROUPS = 'for f in "$1" "$2"; do echo $$ > "$f" || exit 97; done; shift 2; exec "$@"'
+_ENTER_CGROUPS = 'IFS=:; for f in $1; do echo $$ > "$f" || exit 97; done; shift; exec "$@"'
 
 
 class TestbedError(RuntimeError):
@@ -337,6 +340,14 @@ class OpenSSHTestbed:
     def _pids(self, host: _Host) -> set[int]:
         return set().union(*(_read_pids(d) for d in host.cgroup_dirs.values()))
 
+    @staticmethod
+    def _controllers() -> list[str]:
+        try:
+            separate = _own_cgroup_dir(ACCOUNTING) != _own_cgroup_dir("cpu")
+        except TestbedError:
+            separate = False
+        return [*CONTROLLERS, *([ACCOUNTING] if separate else [])]
+
     def _setup(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # sshd's privilege-separation directory; it refuses to start without it.
@@ -346,7 +357,7 @@ class OpenSSHTestbed:
         authorized_keys = self.workdir / "authorized_keys"
         authorized_keys.write_text(identity.with_suffix(".pub").read_text())
 
-        for controller in CONTROLLERS:
+        for controller in self._controllers():
             parent = _own_cgroup_dir(controller) / self.cgroup_name
             parent.mkdir()
             self._parents[controller] = parent
@@ -362,7 +373,7 @@ class OpenSSHTestbed:
                 # OpenSSH >= 9.8 would otherwise lock out 127.0.0.1 after the aborted
                 # connections that readiness probes and kill() produce.
                 self._extra_config.append("PerSourcePenalties no")
-            dirs = {c: self._parents[c] / name for c in CONTROLLERS}
+            dirs = {c: self._parents[c] / name for c in self._parents}
             for path in dirs.values():
                 path.mkdir()
             _write(dirs["cpu"] / "cpu.cfs_period_us", CFS_PERIOD_US)
@@ -424,10 +435,10 @@ class OpenSSHTestbed:
                 what = "start" if pick_port else "restart"
                 log.write(f"--- testbed: sshd {what}, attempt {attempt}\n".encode())
                 log.flush()
-                procs = [str(host.cgroup_dirs[c] / "cgroup.procs") for c in CONTROLLERS]
+                procs = ":".join(str(d / "cgroup.procs") for d in host.cgroup_dirs.values())
                 sshd = [str(SSHD), "-D", "-e", "-f", str(host.config)]
                 host.proc = subprocess.Popen(
-                    ["/bin/sh", "-c", _ENTER_CGROUPS, "sh", *procs, *sshd],
+                    ["/bin/sh", "-c", _ENTER_CGROUPS, "sh", procs, *sshd],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
