@@ -39,7 +39,14 @@ from typing import Any
 import numpy as np
 
 from edgetop.core.perfmodel import DeviceCondition, Placement, device_features, evaluate
-from edgetop.core.placement import OBJECTIVES, Deployment, DeviceSlot, Fleet, Request
+from edgetop.core.placement import (
+    OBJECTIVES,
+    Deployment,
+    DeviceSlot,
+    Fleet,
+    Request,
+    with_corunners,
+)
 from edgetop.core.profiles import PROFILES
 from edgetop.core.rebalance import plan_rebalance
 from edgetop.core.recommend import DecisionSettings, recommend
@@ -128,7 +135,7 @@ def make_fleet(n: int, seed: int, with_observed: bool = False) -> tuple[Fleet, l
             DeviceSlot(
                 host,
                 "gpu0",
-                device_features(profile, outcome),
+                with_corunners(device_features(profile, outcome), deps),
                 profile=profile.name,
                 deployments=tuple(deps),
                 busy_power_w=profile.tdp_w,

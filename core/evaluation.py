@@ -54,7 +54,7 @@ from edgetop.core.perfmodel import (
     service_ms,
     wire_bytes,
 )
-from edgetop.core.placement import Deployment, DeviceSlot, Fleet, Policy, Request
+from edgetop.core.placement import Deployment, DeviceSlot, Fleet, Policy, Request, with_corunners
 from edgetop.core.profiles import DeviceProfile, get_profile
 from edgetop.models.workload import WorkloadFeatures
 
@@ -345,7 +345,12 @@ class _SimFleet:
         return DeviceSlot(
             host=self.hosts[i],
             device="gpu0",
-            features=device_features(profile, outcome, self.condition),
+            # As the live fleet sees it: telemetry plus the co-runner columns of what runs.
+            features=with_corunners(
+                device_features(profile, outcome, self.condition),
+                deployments,
+                self.condition.origin,
+            ),
             profile=profile.name,
             deployments=deployments,
             busy_power_w=profile.tdp_w,

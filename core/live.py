@@ -12,8 +12,15 @@
   cgroup limit if set, else the machine's.
 - Live state: utilisation, used memory and temperature from the latest readings; throttled
   from the NVIDIA clock-event reasons that slow the GPU (power or thermal) or any Jetson
-  throttle flag; co-located deployments from the host's running workers (on a multi-GPU host
-  the agent does not say which GPU a worker uses: they are counted on the first).
+  throttle flag; the power mode's budget over the top mode's (the device's reported mode,
+  else the host's, else the profile's default; an unknown name matches a mode by its watts,
+  else counts as the top mode); co-located deployments from the host's running workers (on a
+  multi-GPU host the agent does not say which GPU a worker uses: they are counted on the
+  first).
+- The co-runner columns (schema 3) from those deployments (`placement.with_corunners`): a
+  server deployment's rate is its measured throughput, its batch time its measured p50; one
+  with no statistics yet is estimated by its roofline time and, without a rate, counts as a
+  closed loop (the performance model's reading of a server with no qps).
 - Hosts that are not online with a sample (offline, stale, auth failed, still connecting)
   become offline candidates whose reason says why, e.g. "offline: connection refused".
 """
@@ -21,11 +28,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from edgetop.core.config import FleetConfig
 from edgetop.core.fleet import FleetSnapshot, HostView
-from edgetop.core.placement import Deployment, DeviceSlot, Fleet
+from edgetop.core.perfmodel import power_mode
+from edgetop.core.placement import Deployment, DeviceSlot, Fleet, with_corunners
 from edgetop.core.profiles import PROFILES, DeviceProfile
 from edgetop.models.schedfeatures import DeviceFeatures
 from edgetop.models.workload import WorkloadFeatures
@@ -80,6 +88,19 @@ def peak_tflops(profile: DeviceProfile) -> float:
     return profile.int8_tops or profile.fp16_tflops or profile.fp32_tflops
 
 
+def power_fraction(profile: DeviceProfile, reported: str | None) -> float:
+    """The mode's budget over the top mode's (as the training rows carry it). Reported names
+    vary by L4T release ("15W", "MODE_15W_6CORE"): an unknown name matches a profile mode by
+    its watts, else counts as the top mode; nothing reported is the profile's default mode."""
+    name = reported or profile.default_power_mode
+    if name not in profile.power_modes:
+        watts = re.search(r"(\d+)\s*W", name, re.IGNORECASE)
+        name = f"{watts.group(1)}W" if watts else profile.power_modes[0]
+        if name not in profile.power_modes:
+            name = profile.power_modes[0]
+    return power_mode(profile, name).fraction
+
+
 def _sim_profile(host: HostView, config: FleetConfig | None) -> str | None:
     if config is not None:
         for h in config.hosts:
@@ -113,16 +134,20 @@ def _throttled(reading: DeviceReading) -> bool:
 def _deployments(
     host: HostView, device: str, catalog: Mapping[str, WorkloadFeatures]
 ) -> tuple[Deployment, ...]:
-    return tuple(_deployment(d, host.name, device, catalog) for d in host.deployments if _live(d))
+    return tuple(
+        deployment_from_reading(d, host.name, device, catalog) for d in host.deployments if _live(d)
+    )
 
 
 def _live(d: DeploymentReading) -> bool:
     return d.state in (None, "starting", "running")
 
 
-def _deployment(
+def deployment_from_reading(
     d: DeploymentReading, host: str, device: str, catalog: Mapping[str, WorkloadFeatures]
 ) -> Deployment:
+    """A worker's report as a Deployment: a server's rate is its measured throughput (the
+    reading carries no offered rate); any other scenario is a closed loop."""
     return Deployment(
         id=d.id,
         model=d.model or "?",
@@ -139,27 +164,37 @@ def _deployment(
 
 
 def _accelerator_features(
-    profile: DeviceProfile, reading: DeviceReading, colocated: int
+    profile: DeviceProfile,
+    reading: DeviceReading,
+    deployments: Sequence[Deployment],
+    host_power_mode: str | None = None,
 ) -> DeviceFeatures:
     total = reading.mem_total or profile.memory_bytes
     used = reading.mem_used or 0
-    return DeviceFeatures(
+    features = DeviceFeatures(
         kind=profile.kind,
         peak_tflops=peak_tflops(profile),
         mem_bw_gbs=profile.memory_bw_gbs,
         mem_total_bytes=total,
         mem_free_bytes=max(total - used, 0),
         util=min(max((reading.util or 0.0) / 100.0, 0.0), 1.0),
-        colocated=colocated,
+        colocated=len(deployments),
         temp_c=reading.temp_c if reading.temp_c is not None else 40.0,
         throttled=_throttled(reading),
-        power_fraction=1.0,
+        power_fraction=power_fraction(profile, reading.power_mode or host_power_mode),
         edge=profile.kind != "gpu-server",
     )
+    return with_corunners(features, deployments)
 
 
-def cpu_features(host: HostView, reading: DeviceReading | None, colocated: int) -> DeviceFeatures:
-    """A CPU-only host as a device, from its core count, cgroup quota and memory limit."""
+def cpu_features(
+    host: HostView,
+    reading: DeviceReading | None,
+    colocated: int,
+    deployments: Sequence[Deployment] = (),
+) -> DeviceFeatures:
+    """A CPU-only host as a device, from its core count, cgroup quota and memory limit, with
+    the co-runner columns of `deployments` (those running on it)."""
     hello = host.hello
     cores = float(hello.cpu_count or 1) if hello else 1.0
     if hello and hello.cpu_quota:
@@ -169,7 +204,7 @@ def cpu_features(host: HostView, reading: DeviceReading | None, colocated: int) 
     )
     total = total or 1 << 30
     used = (reading.mem_used if reading else None) or 0
-    return DeviceFeatures(
+    features = DeviceFeatures(
         kind="cpu",
         peak_tflops=cores * CPU_CORE_TFLOPS,
         mem_bw_gbs=min(cores * CPU_CORE_BW_GBS, CPU_MAX_BW_GBS),
@@ -182,6 +217,7 @@ def cpu_features(host: HostView, reading: DeviceReading | None, colocated: int) 
         power_fraction=1.0,
         edge=True,
     )
+    return with_corunners(features, deployments)
 
 
 def _placeholder(kind: str) -> DeviceFeatures:
@@ -216,7 +252,11 @@ def host_slots(
         deps = _deployments(host, "cpu", catalog)
         return (
             DeviceSlot(
-                host.name, "cpu", cpu_features(host, cpu, len(deps)), profile=None, deployments=deps
+                host.name,
+                "cpu",
+                cpu_features(host, cpu, len(deps), deps),
+                profile=None,
+                deployments=deps,
             ),
         )
     slots = []
@@ -240,7 +280,9 @@ def host_slots(
             DeviceSlot(
                 host=host.name,
                 device=reading.id,
-                features=_accelerator_features(profile, reading, len(deps)),
+                features=_accelerator_features(
+                    profile, reading, deps, host.hello.power_mode if host.hello else None
+                ),
                 profile=profile.name,
                 deployments=deps,
                 busy_power_w=reading.power_limit_w or profile.tdp_w,

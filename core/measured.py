@@ -14,7 +14,8 @@ its targets, log p50 and log p99 in ms:
   usable cores = the cgroup CPU quota if set, else the worker's thread count (it runs one per
   core it may use). Memory is the cgroup limit if set, else `device_mem_total` if the CSV has
   that column, else the free memory at run time (the CSV does not record the total).
-- A Jetson's power mode becomes its budget over the top mode's (core.perfmodel.power_mode).
+- A Jetson's power mode becomes its budget over the top mode's (core.live.power_fraction, as
+  the live fleet reads it).
 - Co-located load and throttling are not in the CSV: a profile run is taken as alone and
   unthrottled.
 
@@ -33,7 +34,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -46,10 +46,10 @@ from edgetop.core.live import (
     CPU_CORE_TFLOPS,
     CPU_MAX_BW_GBS,
     peak_tflops,
+    power_fraction,
     profile_for_name,
 )
-from edgetop.core.perfmodel import power_mode
-from edgetop.core.profiles import PROFILES, DeviceProfile
+from edgetop.core.profiles import PROFILES
 from edgetop.core.trainingdata import TRAINING_EXCLUDED, TrainingSet
 from edgetop.models.catalog import load_catalog
 from edgetop.models.schedfeatures import FEATURE_NAMES, DeviceFeatures, feature_rows
@@ -154,19 +154,6 @@ def _workload(row: _Row, catalog: Mapping[str, WorkloadFeatures]) -> WorkloadFea
     )
 
 
-def _power_fraction(profile: DeviceProfile, reported: str) -> float:
-    """The mode's budget over the top mode's. Reported names vary by L4T release ("15W",
-    "MODE_15W_6CORE"): an unknown name matches a profile mode by its watts, else counts as the
-    top mode."""
-    name = reported or profile.default_power_mode
-    if name not in profile.power_modes:
-        watts = re.search(r"(\d+)\s*W", name, re.IGNORECASE)
-        name = f"{watts.group(1)}W" if watts else profile.power_modes[0]
-        if name not in profile.power_modes:
-            name = profile.power_modes[0]
-    return power_mode(profile, name).fraction
-
-
 def _device(row: _Row) -> tuple[DeviceFeatures, str] | str:
     """The device features and a label, or the reason the row is skipped."""
     kind = row.text("device_kind")
@@ -206,7 +193,7 @@ def _device(row: _Row) -> tuple[DeviceFeatures, str] | str:
             mem_free_bytes=int(min(free if free is not None else total, total)),
             util=util,
             temp_c=temp if temp is not None else 40.0,
-            power_fraction=_power_fraction(profile, row.text("power_mode")),
+            power_fraction=power_fraction(profile, row.text("power_mode")),
             edge=profile.kind != "gpu-server",
         )
         return features, f"{row.text('host')}:{profile_name}"

@@ -19,10 +19,23 @@ import numpy as np
 
 from edgetop.core.perfmodel import DEVICE_CLASSES, transfer_ms
 from edgetop.core.profiles import PROFILES
-from edgetop.models.schedfeatures import DEVICE_COLUMNS, DeviceFeatures, device_matrix
+from edgetop.models.schedfeatures import (
+    DEVICE_COLUMNS,
+    MIX_COLUMNS,
+    CoRunner,
+    CorunnerMix,
+    DeviceFeatures,
+    corunner_mix,
+    device_matrix,
+    mix_columns,
+    roofline_ms,
+)
 from edgetop.models.workload import WorkloadFeatures
 
 OBJECTIVES = ("latency", "throughput", "energy", "balance")
+# Where queries come from unless a decision says otherwise (DecisionSettings.origin, the
+# training rows' origin): co-runners' transfer is taken from there.
+DEFAULT_ORIGIN = "edge"
 GIB = float(1 << 30)
 
 # Runtime/context memory a deployment holds beyond its weights and activations (CUDA context,
@@ -38,6 +51,7 @@ _REPRESENTATIVE = {p.kind: p for p in reversed(PROFILES.values())}
 COL_MEM_FREE_FRACTION = DEVICE_COLUMNS.index("mem_free_fraction")
 COL_UTIL = DEVICE_COLUMNS.index("util")
 COL_COLOCATED = DEVICE_COLUMNS.index("colocated")
+COL_MIX = MIX_COLUMNS  # the co-runner columns (schema 3)
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,59 @@ class DeviceSlot:
     @property
     def key(self) -> str:
         return f"{self.host}/{self.device}"
+
+
+def link_transfer_ms(
+    workload: WorkloadFeatures, batch: int, kind: str, origin: str = DEFAULT_ORIGIN
+) -> float:
+    """Input transfer of one query to a device of `kind` from `origin`: the performance model's
+    network assumptions, which depend only on the link that reaches the device."""
+    link = _REPRESENTATIVE["gpu-server" if kind == "gpu-server" else "jetson"]
+    return transfer_ms(workload, batch, link, origin)
+
+
+def corunner(dep: Deployment, device: DeviceFeatures, origin: str = DEFAULT_ORIGIN) -> CoRunner:
+    """`dep` as a co-runner on `device`. Its batch time is its measured p50 less the input
+    transfer the link implies (the p50 a worker reports is a batch with the queueing it sees
+    there; on a cloud server reached over the WAN the transfer would be most of it), at least
+    the roofline time. Before any measurement: the roofline lower bound of its workload on the
+    device (no performance model: the live decision must not lean on the simulator's physics);
+    a model edgetop has no features for: its p50 as is, else 0. Its rate is its `qps` unless it
+    runs offline (always a closed loop)."""
+    measured = dep.p50_ms if dep.p50_ms is not None and dep.p50_ms > 0 else None
+    if dep.workload is None:
+        batch_ms = float(measured or 0.0)
+    else:
+        batch_ms = roofline_ms(dep.workload, dep.batch, device)
+        if measured is not None:
+            transfer = link_transfer_ms(dep.workload, dep.batch, device.kind, origin)
+            batch_ms = max(measured - transfer, batch_ms)
+    qps = None if dep.scenario == "offline" else dep.qps
+    return CoRunner(dep.scenario, max(dep.batch, 1), qps, batch_ms)
+
+
+def deployments_mix(
+    deployments: Sequence[Deployment], device: DeviceFeatures, origin: str = DEFAULT_ORIGIN
+) -> CorunnerMix:
+    """The co-runner columns of `device` running `deployments`."""
+    return corunner_mix([corunner(d, device, origin) for d in deployments])
+
+
+def with_corunners(
+    features: DeviceFeatures, deployments: Sequence[Deployment], origin: str = DEFAULT_ORIGIN
+) -> DeviceFeatures:
+    """`features` with its co-runner columns set from the deployments running there: what every
+    builder of a DeviceSlot (live fleet, simulated evaluation, training rows) calls."""
+    return features.with_mix(deployments_mix(deployments, features, origin))
+
+
+def set_mix(rows: np.ndarray, corunners: Sequence[Sequence[CoRunner]]) -> np.ndarray:
+    """Device rows (a device_matrix, one row per entry of `corunners`) with their co-runner
+    columns recomputed for those co-runners: a device with a deployment added or taken away."""
+    out = np.array(rows, dtype=np.float64, copy=True)
+    for k, group in enumerate(corunners):
+        out[k, COL_MIX] = mix_columns(corunner_mix(group))
+    return out
 
 
 def _group(slot: DeviceSlot) -> str:
@@ -213,11 +280,10 @@ class Fleet:
         """Input transfer of one query to each device from `origin`: the performance model's
         network assumptions (from the edge: a WAN to cloud servers, a LAN to edge devices),
         which depend only on the link that reaches the device."""
-        cloud, edge = _REPRESENTATIVE["gpu-server"], _REPRESENTATIVE["jetson"]
         return np.where(
             self.cloud,
-            transfer_ms(workload, batch, cloud, origin),
-            transfer_ms(workload, batch, edge, origin),
+            link_transfer_ms(workload, batch, "gpu-server", origin),
+            link_transfer_ms(workload, batch, "jetson", origin),
         )
 
     def admissible(self, workload: WorkloadFeatures, batch: int) -> tuple[np.ndarray, np.ndarray]:

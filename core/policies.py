@@ -37,6 +37,7 @@ from edgetop.core.placement import (
 )
 from edgetop.core.profiles import PROFILES
 from edgetop.core.recommend import objective_score
+from edgetop.core.taskscheduler import AMP4EC_LOAD_LIMIT, amp4ec_score
 
 __all__ = [
     "AMP4EC_LOAD_LIMIT",
@@ -49,7 +50,6 @@ __all__ = [
     "amp4ec_score",
 ]
 
-AMP4EC_LOAD_LIMIT = 0.8
 TOP = 5
 
 
@@ -145,11 +145,6 @@ class LeastLoadedPolicy:
         )  # fmt: skip
 
 
-def amp4ec_score(resources: float, load: float, avg_time_s: float, tasks: int) -> float:
-    """AMP4EC's node score, as published."""
-    return 0.2 * resources + 0.2 * (1 - load) + 0.1 / (1 + avg_time_s) + 0.5 / (1 + 2 * tasks)
-
-
 def _avg_time_s(fleet: Fleet) -> np.ndarray:
     out = np.zeros(len(fleet))
     for i, slot in enumerate(fleet.slots):
@@ -166,12 +161,7 @@ class WeightedScorePolicy:
         ok, _, why = _admissible(request, fleet)
         resources = fleet.mem_free / np.maximum(fleet.mem_total, 1.0)
         avg_time = _avg_time_s(fleet)
-        score = (
-            0.2 * resources
-            + 0.2 * (1 - fleet.util)
-            + 0.1 / (1 + avg_time)
-            + 0.5 / (1 + 2 * fleet.colocated)
-        )
+        score = amp4ec_score(resources, fleet.util, avg_time, fleet.colocated)  # element-wise
         overloaded = fleet.util > AMP4EC_LOAD_LIMIT
         pool = np.flatnonzero(ok & ~overloaded)
         ranked = pool[np.argsort(-score[pool], kind="stable")].tolist()

@@ -9,7 +9,9 @@ Greedy by gain per migration (every move is one migration), at most `max_moves`:
    a plan never shuffles deployments for noise.
 
 A target must be online, have the memory, stay under the utilisation cap and not push the
-deployments already there past their SLOs (the same checks as `recommend`). Predictions are
+deployments already there past their SLOs (the same checks as `recommend`). After a move both
+devices' rows change: utilisation, co-location, free memory and the co-runner columns (the
+moved deployment joins the target's co-runners at its predicted p50 there). Predictions are
 made once per distinct (workload, batch) over all devices, and after each move only for the
 two devices it changed: 500 deployments over 200 devices is a few thousand rows.
 """
@@ -17,7 +19,7 @@ two devices it changed: 500 deployments over 200 devices is a few thousand rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,9 +29,11 @@ from edgetop.core.placement import (
     Deployment,
     Fleet,
     Predictor,
+    corunner,
     fmt_ms,
     memory_need,
     offered_util,
+    set_mix,
 )
 from edgetop.core.recommend import (
     DEFAULT_SETTINGS,
@@ -77,6 +81,12 @@ class _State:
     util: np.ndarray
     mem_free: np.ndarray
     residents: list[list[int]]  # deployment positions per device
+    deps: list[Deployment]  # the planned deployments, p50 as last known or predicted
+    fixed: list[list[Deployment]]  # per device: deployments the plan does not move
+
+    def on(self, j: int) -> list[Deployment]:
+        """Everything running on device j now."""
+        return [*(self.deps[r] for r in self.residents[j]), *self.fixed[j]]
 
 
 def plan_rebalance(
@@ -98,11 +108,14 @@ def plan_rebalance(
     ]
     n_dev = len(fleet)
     where = np.array([fleet.index[d.key] for d in deps], dtype=np.int64)
+    planned = {d.id for d in deps}
     state = _State(
         matrix=np.array(fleet.matrix, copy=True),
         util=np.array(fleet.util, copy=True),
         mem_free=np.array(fleet.mem_free, copy=True),
         residents=[[] for _ in range(n_dev)],
+        deps=list(deps),
+        fixed=[[d for d in slot.deployments if d.id not in planned] for slot in fleet.slots],
     )
     for k, j in enumerate(where):
         state.residents[j].append(k)
@@ -152,7 +165,7 @@ def plan_rebalance(
 
     # Where each deployment is now: observed latency when the worker reports it, else the
     # prediction for its device without itself (the network's rows never include the target).
-    cur_p50, cur_p99 = _current(deps, where, fleet, predictor, corrections, state)
+    cur_p50, cur_p99 = _current(deps, where, fleet, predictor, corrections, state, settings)
     # Latencies are end to end: the device is busy for them less the input transfer.
     transfer = np.stack(
         [fleet.transfer_ms(r.workload, r.batch, settings.origin) for r in reps]  # type: ignore[arg-type]
@@ -215,7 +228,8 @@ def plan_rebalance(
             k = int(np.argmax(np.where(worthwhile, gain, -np.inf)))
         j = int(best[k])
         dep = deps[k]
-        others = [deps[r] for r in state.residents[j]]
+        # The deployment at j as the residents would see it: its predicted p50 there.
+        arriving = replace(dep, p50_ms=float(t50[k, j]), p99_ms=float(t99[k, j]), **_at(fleet, j))
         harm = would_harm(
             float(new_util[k, j]),
             float(mem[k]),
@@ -223,10 +237,12 @@ def plan_rebalance(
             float(fleet.mem_total[j]),
             kinds[j],
             fleet.slots[j].key,
-            others,
+            state.on(j),
             predictor,
             corrections,
             settings,
+            device=fleet.slots[j].features,
+            newcomer=corunner(arriving, fleet.slots[j].features, settings.origin),
         )
         if harm is not None:
             rejected_pairs.add((k, j))
@@ -255,10 +271,11 @@ def plan_rebalance(
         )
         moved[k] = True
         # The two devices change: the source loses the deployment, the target gains it.
-        _shift(state, fleet, s, -float(own_util[k]), -1.0, float(mem[k]))
-        _shift(state, fleet, j, float(new_util[k, j]), 1.0, -float(mem[k]))
         state.residents[s].remove(k)
         state.residents[j].append(k)
+        state.deps[k] = arriving
+        _shift(state, fleet, s, -float(own_util[k]), -1.0, float(mem[k]), settings.origin)
+        _shift(state, fleet, j, float(new_util[k, j]), 1.0, -float(mem[k]), settings.origin)
         where[k] = j
         predict_columns(np.array([s, j]))
     unresolved = tuple(deps[k].id for k in np.flatnonzero(violating) if not moved[k])
@@ -294,6 +311,7 @@ def _current(
     predictor: Predictor,
     corrections: Corrections | None,
     state: _State,
+    settings: DecisionSettings,
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(deps)
     p50 = np.array([d.p50_ms if d.p50_ms else np.nan for d in deps])
@@ -306,6 +324,9 @@ def _current(
             kind = fleet.slots[j].features.kind
             own = memory_need(d.workload, d.batch, kind)  # type: ignore[arg-type]
             device = adjusted_rows(state.matrix[j : j + 1], 0.0, -1.0, own, fleet.mem_total[j])
+            features = fleet.slots[j].features
+            mates = [corunner(o, features, settings.origin) for o in state.on(j) if o is not d]
+            device = set_mix(device, [mates])
             rows.append(feature_matrix(d.workload, d.batch, device, d.qps)[0])  # type: ignore[arg-type]
         pred = predictor.predict(np.stack(rows))
         for m, k in enumerate(missing):
@@ -320,12 +341,24 @@ def _current(
     return p50, p99
 
 
+def _at(fleet: Fleet, j: int) -> dict[str, str]:
+    return {"host": fleet.slots[j].host, "device": fleet.slots[j].device}
+
+
 def _shift(
-    state: _State, fleet: Fleet, j: int, d_util: float, d_colocated: float, d_free: float
+    state: _State,
+    fleet: Fleet,
+    j: int,
+    d_util: float,
+    d_colocated: float,
+    d_free: float,
+    origin: str,
 ) -> None:
-    state.matrix[j] = adjusted_rows(
-        state.matrix[j : j + 1], d_util, d_colocated, d_free, fleet.mem_total[j]
-    )[0]
+    """Device j's row after a move: live state shifted, co-runner columns rebuilt from what
+    runs there now (state.residents already updated)."""
+    features = fleet.slots[j].features
+    row = adjusted_rows(state.matrix[j : j + 1], d_util, d_colocated, d_free, fleet.mem_total[j])
+    state.matrix[j] = set_mix(row, [[corunner(d, features, origin) for d in state.on(j)]])[0]
     state.util[j] = min(max(state.util[j] + d_util, 0.0), 1.0)
     state.mem_free[j] += d_free
 

@@ -13,7 +13,8 @@ For one request over a fleet of n devices (all vectorised; n = 1,000 in a couple
    sample; lowest utilisation afterwards);
 4. walking down the ranking, a device is kept only if the deployments already on it are
    predicted to keep their own SLOs with the newcomer there (contention is what the network
-   learned from the utilisation and co-location columns), until `top` are kept.
+   learned from the utilisation, co-location and co-runner columns: each resident's row has
+   the others and the newcomer, at its predicted p50, as co-runners), until `top` are kept.
 
 On a large fleet the network scores at most `max_scored` devices (256): those that pass the
 hard checks and look best by a cheap proxy (transfer plus roofline time stretched by the
@@ -42,17 +43,20 @@ from edgetop.core.placement import (
     Recommendation,
     Request,
     admission_reason,
+    corunner,
     fmt_gib,
     fmt_ms,
     memory_need,
     offered_util,
+    set_mix,
 )
-from edgetop.models.schedfeatures import FEATURE_NAMES, feature_matrix
+from edgetop.models.schedfeatures import FEATURE_NAMES, CoRunner, DeviceFeatures, feature_matrix
 
 __all__ = [
     "DecisionSettings",
     "LearnedPolicy",
     "adjusted_rows",
+    "newcomer_corunner",
     "objective_score",
     "observed_corrections",
     "recommend",
@@ -228,6 +232,35 @@ def _score(
     return _Scored(p50, p99, confidence, factor, need, util_after, bound, code, score)
 
 
+def newcomer_corunner(
+    request: Request, p50_ms: float, device: DeviceFeatures, origin: str
+) -> CoRunner:
+    """The request as a co-runner of a device's residents, at its predicted p50 there (the
+    figure its worker would report once it runs)."""
+    planned = Deployment(
+        id="(new)",
+        model=request.model,
+        batch=request.batch,
+        workload=request.workload,
+        scenario=request.scenario,
+        qps=request.qps,
+        p50_ms=p50_ms if np.isfinite(p50_ms) else None,
+    )
+    return corunner(planned, device, origin)
+
+
+def _own_util(dep: Deployment) -> float:
+    if dep.p50_ms is None:
+        return 0.0
+    return float(offered_util(dep.scenario, dep.qps, dep.batch, np.array([dep.p50_ms]))[0])
+
+
+def _others(
+    residents: Sequence[Deployment], dep: Deployment, device: DeviceFeatures, origin: str
+) -> list[CoRunner]:
+    return [corunner(r, device, origin) for r in residents if r is not dep]
+
+
 def _resident_rows(
     newcomer_util: float,
     newcomer_need: float,
@@ -235,23 +268,27 @@ def _resident_rows(
     mem_total: float,
     kind: str,
     residents: Sequence[Deployment],
+    device: DeviceFeatures | None = None,
+    newcomer: CoRunner | None = None,
+    origin: str = DEFAULT_SETTINGS.origin,
 ) -> tuple[list[np.ndarray], list[Deployment]]:
     """Feature rows of each resident (with a workload and an SLO) on a device in state
     `device_row` once a newcomer (its offered utilisation and memory) joins: the device's
     state without the resident itself (its own load taken out when its latency is known) plus
-    the newcomer, the way the network was trained."""
+    the newcomer, the way the network was trained. With `device` (the slot's features) the
+    co-runner columns are rebuilt too: the other residents and the `newcomer`."""
     rows: list[np.ndarray] = []
     checked: list[Deployment] = []
     for dep in residents:
         if dep.workload is None or dep.slo_ms is None:
             continue
-        own_util = (
-            float(offered_util(dep.scenario, dep.qps, dep.batch, np.array([dep.p50_ms]))[0])
-            if dep.p50_ms is not None
-            else 0.0
-        )
         d_free = memory_need(dep.workload, dep.batch, kind) - newcomer_need
-        row = adjusted_rows(device_row[None, :], newcomer_util - own_util, 0.0, d_free, mem_total)
+        row = adjusted_rows(
+            device_row[None, :], newcomer_util - _own_util(dep), 0.0, d_free, mem_total
+        )
+        if device is not None:
+            mates = _others(residents, dep, device, origin)
+            row = set_mix(row, [[*mates, newcomer] if newcomer is not None else mates])
         rows.append(feature_matrix(dep.workload, dep.batch, row, dep.qps)[0])
         checked.append(dep)
     return rows, checked
@@ -297,16 +334,30 @@ def would_harm(
     predictor: Predictor,
     corrections: Corrections | None,
     settings: DecisionSettings,
+    *,
+    device: DeviceFeatures | None = None,
+    newcomer: CoRunner | None = None,
 ) -> str | None:
     """Why adding a deployment to a device in state `device_row` would push one of its
-    `residents` past its SLO, or None if none would be predicted to."""
+    `residents` past its SLO, or None if none would be predicted to. `device` (the slot's
+    features) and `newcomer` (the deployment as a co-runner) rebuild the residents' co-runner
+    columns; without them those columns stay as `device_row` has them."""
     rows, deps = _resident_rows(
-        newcomer_util, newcomer_need, device_row, mem_total, kind, residents
+        newcomer_util,
+        newcomer_need,
+        device_row,
+        mem_total,
+        kind,
+        residents,
+        device,
+        newcomer,
+        settings.origin,
     )
     return _harm_reasons([(0, key, rows, deps)], predictor, corrections, settings).get(0)
 
 
 def _neighbour_harm(
+    request: Request,
     fleet: Fleet,
     s: _Scored,
     indices: Sequence[int],
@@ -326,6 +377,9 @@ def _neighbour_harm(
                 float(fleet.mem_total[i]),
                 slot.features.kind,
                 slot.deployments,
+                slot.features,
+                newcomer_corunner(request, float(s.p50[i]), slot.features, settings.origin),
+                settings.origin,
             )
             groups.append((i, slot.key, rows, deps))
     return _harm_reasons(groups, predictor, corrections, settings)
@@ -354,7 +408,9 @@ def recommend(
         chunk = [int(i) for i in order[start : start + settings.top - len(kept)]]
         start += len(chunk)
         if settings.check_neighbours:
-            harmed.update(_neighbour_harm(fleet, s, chunk, predictor, corrections, settings))
+            harmed.update(
+                _neighbour_harm(request, fleet, s, chunk, predictor, corrections, settings)
+            )
         kept.extend(i for i in chunk if i not in harmed)
     candidates = tuple(_candidate(request, fleet, s, i) for i in kept)
     rejected_idx = np.flatnonzero(s.code != _OK).tolist()
@@ -429,10 +485,14 @@ def _rejection(
 
 
 def observed_corrections(
-    fleet: Fleet, predictor: Predictor, base: Corrections | None = None
+    fleet: Fleet,
+    predictor: Predictor,
+    base: Corrections | None = None,
+    origin: str = DEFAULT_SETTINGS.origin,
 ) -> Corrections:
     """Corrections from the deployments the fleet already runs: each one's observed p99
-    against what the network predicts for it on its device (without itself, as trained)."""
+    against what the network predicts for it on its device (without itself, as trained: its
+    load, memory and place among the co-runners taken out)."""
     out = base or Corrections()
     rows: list[np.ndarray] = []
     seen: list[tuple[str, str, float | None, float]] = []
@@ -443,14 +503,10 @@ def observed_corrections(
             if dep.workload is None or not dep.p99_ms:
                 continue
             own = memory_need(dep.workload, dep.batch, slot.features.kind)
-            own_util = (
-                float(offered_util(dep.scenario, dep.qps, dep.batch, np.array([dep.p50_ms]))[0])
-                if dep.p50_ms
-                else 0.0
-            )
             device = adjusted_rows(
-                fleet.matrix[i : i + 1], -own_util, -1.0, own, float(fleet.mem_total[i])
+                fleet.matrix[i : i + 1], -_own_util(dep), -1.0, own, float(fleet.mem_total[i])
             )
+            device = set_mix(device, [_others(slot.deployments, dep, slot.features, origin)])
             rows.append(feature_matrix(dep.workload, dep.batch, device, dep.qps)[0])
             seen.append((dep.model, slot.key, dep.p50_ms, dep.p99_ms))
     if not rows:

@@ -11,6 +11,11 @@ Features are what the scheduler sees before placing the target (the device with 
 co-runners, `device_features`); labels are log p50 and log p99 of the target once placed
 (`evaluate` of co-runners + target). Seeded: the same arguments give identical arrays.
 
+The co-runner columns (schema 3) go through the live path: each co-runner becomes the reading
+its worker would report (scenario, batch, measured p50 and throughput, as core/simphysics
+reports them), then the Deployment `core.live` makes of a reading, then
+`placement.with_corunners`, so a training row and a live decision never disagree on them.
+
 GPT-2 and YOLOv5 (TRAINING_EXCLUDED) are the held-out "unseen" models: they are never a target
 nor a co-runner unless `workloads` names them explicitly (to build their evaluation rows).
 """
@@ -24,24 +29,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgetop.core.live import deployment_from_reading
 from edgetop.core.perfmodel import (
     DEFAULT_MODEL,
     DEVICE_CLASSES,
     DeviceCondition,
+    DeviceOutcome,
     PerfModel,
     Placement,
     device_features,
 )
+from edgetop.core.placement import Deployment, with_corunners
 from edgetop.core.profiles import PROFILES, DeviceProfile
 from edgetop.models.catalog import load_catalog
 from edgetop.models.schedfeatures import FEATURE_NAMES, device_row, feature_matrix
 from edgetop.models.workload import WorkloadFeatures
+from edgetop.remote.protocol import DeploymentReading
 
 __all__ = [
     "DEFAULT_BATCHES",
     "TRAINING_EXCLUDED",
     "Sample",
     "TrainingSet",
+    "corunner_deployments",
     "default_workloads",
     "generate",
     "placement_rows",
@@ -219,6 +229,33 @@ def sample_states(
     return out
 
 
+def corunner_deployments(
+    placements: Sequence[Placement], outcome: DeviceOutcome
+) -> tuple[Deployment, ...]:
+    """The co-runners as the live fleet would see them on a device in `outcome`: each one's
+    worker reading (what the simulated agent reports) turned into a Deployment by core.live."""
+    workloads = {p.workload.name: p.workload for p in placements}
+    return tuple(
+        deployment_from_reading(
+            DeploymentReading(
+                id=f"c{k}",
+                state="running",
+                model=p.workload.name,
+                batch=p.batch,
+                scenario=p.scenario,
+                p50_ms=perf.p50_ms,
+                p90_ms=perf.p90_ms,
+                p99_ms=perf.p99_ms,
+                throughput=perf.throughput,
+            ),
+            "",
+            "",
+            workloads,
+        )
+        for k, (p, perf) in enumerate(zip(placements, outcome.performances, strict=True))
+    )
+
+
 def _rate(p: Placement) -> float:
     return math.nan if p.qps is None else p.qps
 
@@ -229,7 +266,9 @@ def placement_rows(samples: Sequence[Sample], model: PerfModel = DEFAULT_MODEL) 
     drows = []
     for i, s in enumerate(samples):
         before = model.evaluate(s.profile, s.colocated, s.condition)
-        drows.append(device_row(device_features(s.profile, before, s.condition)))
+        features = device_features(s.profile, before, s.condition)
+        deployments = corunner_deployments(s.colocated, before)
+        drows.append(device_row(with_corunners(features, deployments, s.condition.origin)))
         after = model.evaluate(s.profile, (*s.colocated, s.target), s.condition)
         perf = after.performances[-1]
         labels[i] = (math.log(perf.p50_ms), math.log(perf.p99_ms))

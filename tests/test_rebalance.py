@@ -3,11 +3,14 @@ hysteresis against noise-sized gains, unusable targets avoided."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from test_recommend import RESNET, Scripted, device
+from test_recommend import RESNET, Recording, Scripted, device
 
-from edgetop.core.placement import Deployment, DeviceSlot, Fleet
+from edgetop.core.placement import Deployment, DeviceSlot, Fleet, with_corunners
 from edgetop.core.rebalance import plan_rebalance
+from edgetop.core.recommend import DecisionSettings
+from edgetop.models.schedfeatures import FEATURE_NAMES
 
 # fast: p99 3 ms; slow: p99 12 ms; nearly: p99 11 ms (resnet50, idle).
 TABLE = {100.0: (2.0, 3.0, 0.9), 10.0: (8.0, 12.0, 0.9), 20.0: (7.0, 11.0, 0.9)}
@@ -84,3 +87,31 @@ def test_nothing_to_do_on_a_balanced_fleet() -> None:
     deps = [deployment(1, "fast")]
     plan = plan_rebalance(deps, fleet_of(deps, {"slow": 10.0, "fast": 100.0}), Scripted(TABLE))
     assert plan.moves == () and plan.violations == () and plan.considered == 1
+
+
+def test_after_a_move_both_devices_rows_have_their_new_co_runners() -> None:
+    """The source loses the moved deployment from its co-runner columns, the target gains it
+    at its predicted p50 there; a third deployment that stays keeps the source's columns."""
+    deps = [
+        deployment(1, "slow", p50_ms=9.0, p99_ms=20.0, slo=15.0, qps=100.0),  # moves
+        deployment(2, "slow", p50_ms=8.0, p99_ms=12.0, scenario="offline"),  # stays
+    ]
+    slots = [
+        DeviceSlot(host, "gpu0", with_corunners(device(peak), on, "local"), deployments=on)
+        for host, peak in (("slow", 10.0), ("fast", 100.0))
+        for on in [tuple(d for d in deps if d.host == host)]
+    ]
+    recorder = Recording(TABLE)
+    local = DecisionSettings(origin="local")
+    plan = plan_rebalance(deps, Fleet.build(slots), recorder, max_moves=1, settings=local)
+    assert [m.deployment for m in plan.moves] == ["d1"]
+    # The last prediction: every (workload, batch, rate) group on the two changed devices.
+    col = {n: FEATURE_NAMES.index(n) for n in ("corunner_open_load", "corunner_closed")}
+    peak = FEATURE_NAMES.index("log_peak_tflops")
+    after = recorder.seen[-4:]
+    by_device = {round(float(np.exp(r[peak]))): r for r in after}
+    slow, fast = by_device[10], by_device[100]
+    assert (slow[col["corunner_open_load"]], slow[col["corunner_closed"]]) == (0.0, 1)
+    # d1 at "fast": 100 qps x its predicted p50 there (2 ms, scripted) = 0.2 open load.
+    assert fast[col["corunner_open_load"]] == pytest.approx(0.2)
+    assert fast[col["corunner_closed"]] == 0

@@ -16,12 +16,25 @@ from edgetop.core.placement import (
     DeviceSlot,
     Fleet,
     Request,
+    corunner,
     memory_need,
     offered_util,
+    with_corunners,
 )
-from edgetop.core.recommend import DecisionSettings, LearnedPolicy, recommend
+from edgetop.core.recommend import (
+    DecisionSettings,
+    LearnedPolicy,
+    observed_corrections,
+    recommend,
+)
 from edgetop.models.catalog import load_catalog
-from edgetop.models.schedfeatures import FEATURE_NAMES, DeviceFeatures
+from edgetop.models.schedfeatures import (
+    DEVICE_COLUMNS,
+    FEATURE_NAMES,
+    CoRunner,
+    DeviceFeatures,
+    roofline_ms,
+)
 
 GIB = 1 << 30
 CATALOG = load_catalog()
@@ -312,3 +325,78 @@ def test_top_limits_candidates_and_empty_fleet() -> None:
     rec = recommend(request(), fleet, Scripted(TABLE), settings=DecisionSettings(top=3))
     assert len(rec.candidates) == 3
     assert recommend(request(), Fleet.build([]), Scripted(TABLE)).chosen is None
+
+
+# -- the co-runner columns (schema 3) in the rows the decision predicts ----------------------
+
+COL_OPEN = FEATURE_NAMES.index("corunner_open_load")
+COL_CLOSED = FEATURE_NAMES.index("corunner_closed")
+COL_CLOSED_MS = FEATURE_NAMES.index("log1p_corunner_closed_ms")
+
+
+class Recording(Scripted):
+    """Scripted, keeping every row it was asked about."""
+
+    def __init__(self, table: dict[float, tuple[float, float, float]]) -> None:
+        super().__init__(table)
+        self.seen: list[np.ndarray] = []
+
+    def predict(self, x: np.ndarray) -> Pred:
+        self.seen.extend(x)
+        return super().predict(x)
+
+
+def test_residents_rows_have_the_newcomer_and_the_others_as_co_runners() -> None:
+    table = {100.0: (2.0, 3.0, 0.9)}
+    server = Deployment("d1", "bert-large", 1, BERT, qps=1.0, slo_ms=1e4, p50_ms=100.0,
+                        host="shared", device="gpu0")  # fmt: skip
+    offline = Deployment("d2", "bert-large", 4, BERT, scenario="offline", slo_ms=1e4,
+                         p50_ms=300.0, host="shared", device="gpu0")  # fmt: skip
+    features = with_corunners(device(100.0), (server, offline), "local")
+    fleet = Fleet.build([DeviceSlot("shared", "gpu0", features, deployments=(server, offline))])
+    # The device row as built: 1 qps x 100 ms open, one closed loop of 300 ms.
+    assert fleet.matrix[0, DEVICE_COLUMNS.index("corunner_open_load")] == pytest.approx(0.1)
+    recorder = Recording(table)
+    rec = recommend(request(slo=1e4, qps=50.0), fleet, recorder, settings=LOCAL)
+    assert hosts(rec) == ["shared"]
+    newcomer_rows, d1_row, d2_row = recorder.seen
+    # The request sees both residents.
+    assert newcomer_rows[COL_OPEN] == pytest.approx(0.1)
+    assert newcomer_rows[COL_CLOSED] == 1
+    # Its predicted p50 on that device: 2 ms x (1 + 4 x util 0) (scripted, no transfer).
+    new_load = 50.0 * 2.0 / 1000.0
+    # d1 sees the offline loop and the newcomer, not itself ...
+    assert d1_row[COL_OPEN] == pytest.approx(new_load)
+    assert d1_row[COL_CLOSED] == 1 and d1_row[COL_CLOSED_MS] == pytest.approx(math.log1p(300.0))
+    # ... d2 sees d1 and the newcomer, and no closed loop.
+    assert d2_row[COL_OPEN] == pytest.approx(0.1 + new_load)
+    assert d2_row[COL_CLOSED] == 0 and d2_row[COL_CLOSED_MS] == 0.0
+
+
+def test_observed_corrections_take_the_deployment_out_of_its_co_runners() -> None:
+    table = {100.0: (2.0, 3.0, 0.9)}
+    a = Deployment("a", "resnet50", 1, RESNET, qps=10.0, slo_ms=50.0, p50_ms=20.0, p99_ms=30.0,
+                   host="h", device="gpu0")  # fmt: skip
+    b = Deployment("b", "resnet50", 1, RESNET, scenario="offline", p50_ms=40.0, p99_ms=60.0,
+                   host="h", device="gpu0")  # fmt: skip
+    slot_ = DeviceSlot("h", "gpu0", with_corunners(device(100.0), (a, b), "local"),
+                       deployments=(a, b))  # fmt: skip
+    recorder = Recording(table)
+    observed_corrections(Fleet.build([slot_]), recorder, origin="local")
+    row_a, row_b = recorder.seen
+    assert (row_a[COL_OPEN], row_a[COL_CLOSED]) == (0.0, 1)
+    assert row_b[COL_OPEN] == pytest.approx(10.0 * 20.0 / 1000.0) and row_b[COL_CLOSED] == 0
+
+
+def test_a_co_runner_without_measurements_is_estimated_by_its_roofline() -> None:
+    fresh = Deployment("f", "resnet50", 8, RESNET, qps=100.0)
+    (roofline,) = [roofline_ms(RESNET, 8, device(100.0))]
+    assert corunner(fresh, device(100.0)).batch_ms == pytest.approx(roofline)
+    measured = Deployment("m", "resnet50", 8, RESNET, qps=100.0, p50_ms=50.0)
+    assert corunner(measured, device(100.0), "local").batch_ms == 50.0
+    # A measured p50 below the input transfer never makes the batch faster than its roofline.
+    assert corunner(
+        Deployment("w", "resnet50", 8, RESNET, qps=100.0, p50_ms=1.0), device(100.0)
+    ).batch_ms == pytest.approx(roofline)
+    unknown = Deployment("u", "mystery", 1, None, scenario="offline", p50_ms=7.0)
+    assert corunner(unknown, device(100.0)) == CoRunner("offline", 1, None, 7.0)

@@ -190,3 +190,49 @@ def test_live_unavailable_hosts_become_rejected_candidates() -> None:
     assert profile_for_name("Jetson Xavier NX") == "jetson-xavier-nx"
     assert profile_for_name("Orin Nano") == "jetson-orin-nano"
     assert profile_for_name("GeForce RTX 4090") is None
+
+
+def test_live_power_mode_sets_the_power_fraction() -> None:
+    """As training does: the mode's budget over the top mode's (AGX Xavier: MAXN = 30 W)."""
+    xavier = DeviceReading("gpu0", "jetson", "Jetson AGX Xavier", util=10.0)
+
+    def fraction(view: HostView) -> float:
+        (slot,) = fleet_from_snapshot(FleetSnapshot((view,))).slots
+        return slot.features.power_fraction
+
+    assert fraction(host("j", xavier, kind="jetson", hello=hello(power_mode="15W"))) == 0.5
+    # The device's own reading wins over the host's; L4T's long names match by their watts.
+    named = DeviceReading("gpu0", "jetson", "Jetson AGX Xavier", power_mode="MODE_10W")
+    assert fraction(host("j", named, kind="jetson", hello=hello(power_mode="15W"))) == (
+        pytest.approx(1 / 3)
+    )
+    assert fraction(host("j", xavier, kind="jetson", hello=hello())) == 1.0  # MAXN, the default
+    a100 = DeviceReading("gpu0", "gpu", "A100-SXM4-40GB")
+    assert fraction(host("g", a100, hello=hello(power_mode="whatever"))) == 1.0
+
+
+def test_live_co_runner_columns_from_the_running_deployments() -> None:
+    """A server deployment's rate is its measured throughput and its batch time its p50 less
+    the LAN transfer (ResNet-50: 0.5 ms RTT + 1.2 ms per 8-bit 224x224 image); an offline
+    one is a closed loop; a stopped one is not there."""
+    cpu = DeviceReading("cpu", "cpu", util=60.0, mem_used=4 << 30, mem_total=32 << 30)
+
+    def transfer(batch: int) -> float:
+        return 0.5 + batch * 3 * 224 * 224 * 8 / 1e6
+
+    deployments = (
+        DeploymentReading("s", "running", "resnet50", 1, "server", p50_ms=50.0 + transfer(1),
+                          throughput=10.0),
+        DeploymentReading("o", "running", "resnet50", 4, "offline", p50_ms=200.0 + transfer(4),
+                          throughput=20.0),
+        DeploymentReading("x", "stopped", "resnet50", 1, "server", p50_ms=1.0, throughput=9.0),
+    )  # fmt: skip
+    view = host("box", cpu, kind="cpu", hello=hello(), deployments=deployments)
+    fleet = fleet_from_snapshot(FleetSnapshot((view,)), catalog=load_catalog())
+    (slot,) = fleet.slots
+    f = slot.features
+    assert f.colocated == 2
+    assert f.corunner_open_load == pytest.approx(10.0 * 50.0 / 1000.0)
+    assert (f.corunner_closed, f.corunner_closed_ms) == (1, pytest.approx(200.0))
+    # Weights: the open one its load (0.5), the closed loop what is left (0.5).
+    assert f.corunner_weighted_ms == pytest.approx((0.5 * 50.0 + 0.5 * 200.0) / 1.0)

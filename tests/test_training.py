@@ -257,13 +257,13 @@ def test_several_files_are_concatenated(tmp_path: Path) -> None:
 # -- the shipped weights: the real guard ----------------------------------------------------
 
 # The issue's targets: p99 within 10% on 90% of held-out rows of seen workloads; Spearman 0.9 on
-# the unseen models. Schema 2 added the request's own rate (unseen Spearman 0.88 -> 0.91, seen
-# within 10% 40% -> 57%); the rest of the gap is the co-runners' mix, which no column carries
-# yet (docs/scheduler-model.md has the measurements). Until it does, the targets test is an
-# expected failure (strict: it reports the day it passes) and these floors, just under what the
-# shipped weights reach, guard against regressions.
+# the unseen models. Schema 2 added the request's own rate (seen within 10% 40% -> 57%); schema 3
+# the co-runners' mix (57% -> 72%, unseen Spearman 0.91 -> 0.97: that target is met). The rest
+# of the seen gap is the queueing term near saturation (docs/scheduler-model.md, section 5):
+# the seen target stays a strict expected failure (it reports the day it passes) and these
+# floors, just under what the shipped weights reach on fresh rows, guard against regressions.
 SEEN_TARGET, UNSEEN_TARGET = 0.90, 0.90
-SEEN_FLOOR, UNSEEN_FLOOR = 0.52, 0.88
+SEEN_FLOOR, UNSEEN_FLOOR = 0.70, 0.94
 CONFIDENT = 0.9  # predictions at least this confident ...
 CONFIDENT_FLOOR = 0.85  # ... are within 10% at least this often
 
@@ -295,9 +295,16 @@ def test_shipped_weights_hold_their_accuracy_on_fresh_rows(
     assert shipped_scores["confident"].within_10pct >= CONFIDENT_FLOOR
 
 
-@pytest.mark.xfail(strict=True, reason="schema 2 lacks the co-runner mix columns")
-def test_shipped_weights_reach_the_issue_targets(
+def test_shipped_weights_reach_the_unseen_target(
+    shipped_scores: dict[str, training.Accuracy],
+) -> None:
+    assert shipped_scores["unseen"].spearman >= UNSEEN_TARGET
+
+
+@pytest.mark.xfail(
+    strict=True, reason="schema 3 reaches 72%: queueing near saturation is what is left"
+)
+def test_shipped_weights_reach_the_seen_target(
     shipped_scores: dict[str, training.Accuracy],
 ) -> None:
     assert shipped_scores["seen"].within_10pct >= SEEN_TARGET
-    assert shipped_scores["unseen"].spearman >= UNSEEN_TARGET

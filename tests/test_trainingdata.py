@@ -8,18 +8,34 @@ import math
 import numpy as np
 import pytest
 
-from edgetop.core.perfmodel import device_features, evaluate
+from edgetop.core.fleet import FleetSnapshot, HostView
+from edgetop.core.live import fleet_from_snapshot
+from edgetop.core.perfmodel import DeviceCondition, Placement, device_features, evaluate
+from edgetop.core.placement import link_transfer_ms
 from edgetop.core.profiles import PROFILES
 from edgetop.core.trainingdata import (
     TRAINING_EXCLUDED,
+    Sample,
     TrainingSet,
+    corunner_deployments,
     default_workloads,
     generate,
     placement_rows,
     sample_states,
 )
 from edgetop.models.catalog import load_catalog
-from edgetop.models.schedfeatures import FEATURE_NAMES, feature_rows
+from edgetop.models.schedfeatures import (
+    DEVICE_COLUMNS,
+    FEATURE_NAMES,
+    MIX_COLUMNS,
+    WORKLOAD_COLUMNS,
+    CoRunner,
+    CorunnerMix,
+    corunner_mix,
+    feature_rows,
+)
+from edgetop.remote.link import HostStatus
+from edgetop.remote.protocol import DeploymentReading, DeviceReading, Hello
 
 N = 600
 
@@ -78,6 +94,9 @@ def test_covers_devices_and_states(data: TrainingSet) -> None:
 def test_rows_are_the_model_s_view(data: TrainingSet) -> None:
     samples = sample_states(20, seed=11)
     rows = placement_rows(samples)
+    mix = np.zeros(len(FEATURE_NAMES), dtype=bool)
+    mix[len(WORKLOAD_COLUMNS) :][: len(DEVICE_COLUMNS)][MIX_COLUMNS] = True
+    assert [FEATURE_NAMES[k] for k in np.flatnonzero(mix)] == list(DEVICE_COLUMNS[MIX_COLUMNS])
     for i, s in enumerate(samples):
         before = evaluate(s.profile, s.colocated, s.condition)
         expected = feature_rows(
@@ -86,7 +105,10 @@ def test_rows_are_the_model_s_view(data: TrainingSet) -> None:
             [device_features(s.profile, before, s.condition)],
             s.target.qps,
         )[0]
-        assert np.allclose(rows.x[i], expected)
+        # Everything but the co-runner columns is the performance model's telemetry ...
+        assert np.allclose(rows.x[i][~mix], expected[~mix])
+        # ... and those are 0 exactly when nothing else runs there.
+        assert (rows.x[i][mix] == 0).all() == (not s.colocated)
         after = evaluate(s.profile, (*s.colocated, s.target), s.condition).performances[-1]
         assert rows.y[i] == pytest.approx([math.log(after.p50_ms), math.log(after.p99_ms)])
         assert after.p50_ms > 0 and rows.devices[i] == s.profile.name
@@ -129,3 +151,98 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         generate(5, workloads={})
     assert len(generate(0)) == 0
+
+
+# -- the co-runner columns (schema 3) --------------------------------------------------------
+
+
+def test_corunner_mix_by_hand() -> None:
+    mix = corunner_mix(
+        [
+            CoRunner("server", 8, 400.0, 10.0),  # 50 batches/s x 10 ms: 0.5 of the device
+            CoRunner("offline", 32, None, 90.0),  # closed loops share the other 0.5 ...
+            CoRunner("singlestream", 1, None, 10.0),  # ... by batch time: 0.45 and 0.05
+        ]
+    )
+    assert mix.open_load == pytest.approx(0.5)
+    assert (mix.closed, mix.closed_ms) == (2, pytest.approx(100.0))
+    # (0.5 x 10 + 0.45 x 90 + 0.05 x 10) / 1.0
+    assert mix.weighted_ms == pytest.approx(46.0)
+    assert corunner_mix([]) == CorunnerMix()
+    # Offline never counts as open, even with a rate; a paced single stream offers at most 1.
+    assert corunner_mix([CoRunner("offline", 1, 50.0, 10.0)]).closed == 1
+    assert corunner_mix([CoRunner("singlestream", 1, 1000.0, 10.0)]).open_load == 1.0
+    # Overload reads as such (the column is bounded later, at MAX_OPEN_LOAD).
+    assert corunner_mix([CoRunner("server", 1, 300.0, 10.0)]).open_load == pytest.approx(3.0)
+
+
+def _hello(**kw: object) -> Hello:
+    fields: dict[str, object] = dict(
+        agent="1", hostname="h", os="Linux", kernel=None, arch=None, python=None,
+        cpu_count=8, mem_total=32 << 30, nvidia_driver=None, cuda=None, l4t=None,
+        jetpack=None, power_mode=None, cpu_quota=None, mem_limit=None, devices=(),
+        collectors={}, interval=1.0,
+    )  # fmt: skip
+    fields.update(kw)
+    return Hello(**fields)  # type: ignore[arg-type]
+
+
+def _as_live_host(s: Sample) -> HostView:
+    """The sample's device before the target, as a simulated host reports it."""
+    before = evaluate(s.profile, s.colocated, s.condition)
+    mode = s.condition.power_mode or s.profile.default_power_mode
+    device = DeviceReading(
+        "gpu0", "jetson" if s.profile.kind == "jetson" else "gpu", s.profile.display_name,
+        util=before.util * 100.0, mem_used=before.mem_used_bytes,
+        mem_total=before.mem_total_bytes, temp_c=before.temp_c, power_mode=mode,
+    )  # fmt: skip
+    readings = tuple(
+        DeploymentReading(f"w{k}", "running", p.workload.name, p.batch, p.scenario,
+                          p50_ms=perf.p50_ms, p99_ms=perf.p99_ms, throughput=perf.throughput)
+        for k, (p, perf) in enumerate(zip(s.colocated, before.performances, strict=True))
+    )  # fmt: skip
+    return HostView(
+        "sim", "sim", s.profile.kind, 1.0, status=HostStatus.ONLINE, devices=(device,),
+        samples=1, sample_at=100.0, deployments=readings,
+        hello=_hello(os=f"simulated ({s.profile.name})"),
+    )  # fmt: skip
+
+
+def test_live_and_training_compute_identical_corunner_columns() -> None:
+    """The same device state seen by the training generator and by the live fleet view (a
+    simulated host reporting the performance model's figures) gives the same co-runner
+    columns, power fraction and co-location."""
+    catalog = load_catalog()
+    accelerators = [p for p in PROFILES.values() if p.kind != "cpu"]
+    samples = [
+        s for s in sample_states(300, seed=5, workloads=default_workloads(),
+                                 profiles=accelerators)
+        if s.colocated
+    ][:60]  # fmt: skip
+    assert len(samples) >= 40
+    assert any(s.condition.power_mode not in (None, s.profile.power_modes[0]) for s in samples)
+    training = placement_rows(samples).x[:, len(WORKLOAD_COLUMNS) :]
+    columns = [*DEVICE_COLUMNS[MIX_COLUMNS], "power_fraction", "colocated"]
+    for i, s in enumerate(samples):
+        fleet = fleet_from_snapshot(FleetSnapshot((_as_live_host(s),)), catalog=catalog)
+        (live,) = fleet.matrix
+        for c in columns:
+            k = DEVICE_COLUMNS.index(c)
+            assert live[k] == pytest.approx(training[i, k], rel=1e-9, abs=1e-12), (c, s)
+
+
+def test_corunner_batch_time_is_p50_less_transfer() -> None:
+    """A co-runner's batch time is its measured p50 less the link's input transfer (most of a
+    cloud server's p50 from the edge), at least its roofline time."""
+    resnet = load_catalog()["resnet50"]
+    a100 = PROFILES["a100-40gb"]
+    placements = (Placement(resnet, 8, "server", 400.0),)
+    before = evaluate(a100, placements, DeviceCondition())
+    (dep,) = corunner_deployments(placements, before)
+    perf = before.performances[0]
+    transfer = link_transfer_ms(resnet, 8, "gpu-server")
+    assert transfer == pytest.approx(perf.transfer_ms) and transfer > perf.p50_ms / 2
+    assert dep.qps == pytest.approx(perf.throughput) and dep.p50_ms == perf.p50_ms
+    (row,) = placement_rows([Sample(a100, DeviceCondition(), placements, placements[0])]).x
+    load = row[FEATURE_NAMES.index("corunner_open_load")]
+    assert load == pytest.approx(400.0 / 8 * (perf.p50_ms - transfer) / 1000.0)
