@@ -52,8 +52,10 @@ def test_bad_fleet_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> Non
     assert "unknown device profile 'h100'" in capsys.readouterr().err
 
 
-def test_real_fleet_eval_says_not_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_real_fleet_eval_needs_a_real_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hosts = tmp_path / "hosts.toml"
     hosts.write_text('[[host]]\nname = "a1"\ntransport = "sim"\ndevice = "a100-40gb"\n')
     assert main(["eval", "--hosts", str(hosts)]) == 2
-    assert "not yet" in capsys.readouterr().err
+    assert "no real host" in capsys.readouterr().err

@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir", type=Path, metavar="DIR", help="where deployments and decisions are kept"
     )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        metavar="S",
+        help="with --auto: seconds between auto-pilot rounds (default 2)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     snapshot = commands.add_parser(
@@ -154,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_scheduler_commands(commands, common)
     _add_deploy_commands(commands, common)
+    _add_partition_command(commands, common)
 
     hosts = commands.add_parser("hosts", help="fleet housekeeping")
     hosts_commands = hosts.add_subparsers(dest="hosts_command", metavar="ACTION", required=True)
@@ -212,6 +219,29 @@ def _add_scheduler_commands(commands: Any, common: argparse.ArgumentParser) -> N
         metavar="SPEC",
         help="simulated fleet, e.g. a100-40gb*2,v100-16gb,jetson-agx-xavier*3 (the default)",
     )
+    # With --hosts: profile on the real hosts, train, judge predictor and policies on unseen models.
+    evaluate.add_argument(
+        "--models", metavar="A,B", help="with --hosts: models trained on (mobilenetv2,resnet50)"
+    )
+    evaluate.add_argument(
+        "--unseen", metavar="A,B", help="with --hosts: held-out models evaluated on (yolov5s)"
+    )
+    evaluate.add_argument(
+        "--batch", default="1,8", metavar="1,8", help="with --hosts: batch sizes (default 1,8)"
+    )
+    evaluate.add_argument(
+        "--duration",
+        type=_positive,
+        default=10.0,
+        help="with --hosts: seconds measured per run (default %(default)s)",
+    )
+    evaluate.add_argument(
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="with --hosts: profile CSV kept here, resumable (default: state dir/eval-hosts)",
+    )
+    _add_timeout(evaluate)
 
 
 def _add_deploy_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -247,6 +277,33 @@ def _add_deploy_commands(commands: Any, common: argparse.ArgumentParser) -> None
     ps.add_argument("--json", action="store_true", help="machine-readable output")
     stop = commands.add_parser("stop", parents=[state], help="stop a deployment")
     stop.add_argument("id", metavar="ID", help="the deployment's id (see `edgetop ps`)")
+
+
+def _add_partition_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    """partition: split a model into pipeline stages over named hosts (tui/partition_command)."""
+    part = commands.add_parser(
+        "partition", parents=[common], help="split a model across those hosts (a pipeline plan)"
+    )
+    part.add_argument("model", metavar="MODEL", help="catalog name or package.module:function")
+    part.add_argument("--on", required=True, metavar="A,B,C", help="hosts, in pipeline order")
+    part.add_argument("--objective", default="throughput", choices=("throughput", "latency"))
+    part.add_argument("--batch", type=_batch, default=1, help="batch size (default 1)")
+    part.add_argument(
+        "--profile", type=Path, metavar="CSV", help="`edgetop profile` rows: measured compute"
+    )
+    part.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="model option"
+    )
+    part.add_argument(
+        "--link-mbps", type=_bounded(1e7, "Mbit/s"), help="link bandwidth (default 1000)"
+    )
+    part.add_argument(
+        "--link-ms", type=_bounded(1e4, "milliseconds"), help="link latency (default 0.5)"
+    )
+    part.add_argument("--json", action="store_true", help="machine-readable output")
+    part.add_argument("--deploy", action="store_true", help="start it, time it, stop it")
+    part.add_argument("--requests", type=int, default=20, help="with --deploy (default 20)")
+    _add_timeout(part)
 
 
 def _load(args: argparse.Namespace) -> FleetConfig:
@@ -403,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     if args.log is not None and not args.auto:
         parser.error("--log goes with --auto")
+    if getattr(args, "interval", None) is not None and not args.auto:
+        parser.error("--interval goes with --auto")
     try:
         if args.command == "snapshot":
             return cmd_snapshot(config, args, out)
@@ -421,6 +480,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             command = {"deploy": cmd_deploy, "ps": cmd_ps, "stop": cmd_stop}[args.command]
             return command(config, args, out, err)
+        if args.command == "partition":
+            from edgetop.tui.partition_command import cmd_partition
+
+            return cmd_partition(config, args, out, err)
         if args.command == "eval":  # with --hosts: the real fleet
             from edgetop.tui.eval_command import cmd_eval_fleet
 
