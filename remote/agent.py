@@ -1824,25 +1824,33 @@ def _pid_alive(directory: str) -> bool:
     ]
 
 
-def read_deployment(directory: str) -> Optional[Dict[str, Any]]:
-    """One deployment directory as the sample reports it; None for a stopped one."""
-    status = _load_json(os.path.join(directory, "status.json"))
-    spec = _load_json(os.path.join(directory, "spec.json"))
+def _process_entry(directory: str, entry_id: str, status: Any) -> Optional[Dict[str, Any]]:
+    """What a worker's and a pipeline stage's directories share (pid, status.json,
+    metrics.jsonl): id, state (`dead` when its process is gone), reason and the latest
+    window; None once stopped."""
     state = status.get("state") if isinstance(status, dict) else None
     if state == "stopped":
         return None
     if state in (None, "starting", "running") and not _pid_alive(directory):
         state = "dead"
-    out: Dict[str, Any] = {"id": os.path.basename(directory), "state": state}
-    if isinstance(spec, dict):
-        for key in ("model", "batch", "scenario", "slo_ms"):
-            out[key] = spec.get(key)
+    out: Dict[str, Any] = {"id": entry_id, "state": state}
     if isinstance(status, dict) and status.get("reason"):
         out["reason"] = str(status["reason"])[:300]
     metrics = last_json_line(os.path.join(directory, "metrics.jsonl"))
     if metrics:
         for key in _METRIC_KEYS:
             out[key] = metrics.get(key)
+    return out
+
+
+def read_deployment(directory: str) -> Optional[Dict[str, Any]]:
+    """One deployment directory as the sample reports it; None for a stopped one."""
+    status = _load_json(os.path.join(directory, "status.json"))
+    out = _process_entry(directory, os.path.basename(directory), status)
+    spec = _load_json(os.path.join(directory, "spec.json"))
+    if out is not None and isinstance(spec, dict):
+        for key in ("model", "batch", "scenario", "slo_ms"):
+            out[key] = spec.get(key)
     return out
 
 
@@ -1875,6 +1883,56 @@ def scan_deployments(root: str) -> List[Dict[str, Any]]:
     return found
 
 
+# Pipeline stages (edgetop.remote.stage): <root>/<pipeline label>/<stage index>/, each a
+# directory like a worker's; reported as deployment entries naming their pipeline.
+DEFAULT_PIPELINES_DIR = "~/.local/state/edgetop/pipelines"
+_STAGE_INDEX = re.compile(r"^[0-9]{1,3}$")
+
+
+def read_stage(directory: str, label: str) -> Optional[Dict[str, Any]]:
+    """One stage directory as the sample reports it; None for a stopped one. Its id,
+    `<label>/<index>`, cannot be taken for a worker's (`<deployment>.<launch>`)."""
+    index = os.path.basename(directory)
+    status = _load_json(os.path.join(directory, "status.json"))
+    out = _process_entry(directory, label + "/" + index, status)
+    if out is None:
+        return None
+    out.update(pipeline=label, stage=int(index))
+    if isinstance(status, dict):
+        out["model"] = status.get("model")
+        first, stop = _int(status.get("first")), _int(status.get("stop"))
+        if first is not None and stop is not None:
+            out["blocks"] = f"{first}:{stop}"
+    return out
+
+
+def scan_pipelines(root: str) -> List[Dict[str, Any]]:
+    """Pipeline stages under `root` that are not stopped (missing root: none)."""
+    root = os.path.expanduser(root)
+    try:
+        labels = sorted(os.listdir(root))
+    except OSError:
+        return []
+    found: List[Dict[str, Any]] = []
+    for label in labels:
+        pipeline = os.path.join(root, label)
+        if not (_DEPLOYMENT_ID.match(label) and os.path.isdir(pipeline)):
+            continue
+        try:
+            indexes = sorted(os.listdir(pipeline), key=lambda n: (len(n), n))
+        except OSError:
+            continue
+        for index in indexes:
+            directory = os.path.join(pipeline, index)
+            if _STAGE_INDEX.match(index) and os.path.isdir(directory):
+                entry = read_stage(directory, label)
+                if entry is not None:
+                    found.append(entry)
+            if len(found) >= _MAX_DEPLOYMENTS:
+                return found
+    return found
+
+
 def detect_jetson(root: str = "/") -> Optional[Dict[str, Any]]:
     """A Jetson has /etc/nv_tegra_release or a device-tree model naming a Jetson."""
     release = _read_text(_under(root, "/etc/nv_tegra_release"), 4096)
@@ -1902,9 +1960,11 @@ class Agent:
         detect_jetson_host: bool = True,
         root: str = "/",
         deployments_dir: str = DEFAULT_DEPLOYMENTS_DIR,
+        pipelines_dir: str = DEFAULT_PIPELINES_DIR,
     ) -> None:
         self.interval = interval
         self.deployments_dir = deployments_dir
+        self.pipelines_dir = pipelines_dir
         self.phys_mem = _mem_total_bytes()
         self.cgroup = read_cgroup_limits(
             _read_text(_under(root, "/proc/self/cgroup")) or "",
@@ -2019,6 +2079,10 @@ class Agent:
         except Exception as exc:
             errors["deployments"] = _errstr(exc)
             deployments = []
+        try:
+            deployments.extend(scan_pipelines(self.pipelines_dir))
+        except Exception as exc:
+            errors["pipelines"] = _errstr(exc)
         return {
             "v": PROTOCOL_VERSION,
             "type": "sample",
@@ -2071,6 +2135,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         default=DEFAULT_DEPLOYMENTS_DIR,
         help="where this host's inference workers keep their state",
     )
+    parser.add_argument(
+        "--pipelines-dir",
+        default=DEFAULT_PIPELINES_DIR,
+        help="where this host's pipeline stages keep their state",
+    )
     args = parser.parse_args(argv)
     if not math.isfinite(args.interval) or args.interval <= 0:
         parser.error("--interval must be a positive number")
@@ -2079,9 +2148,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 
 
 def run(
-    interval: float, once: bool = False, deployments_dir: str = DEFAULT_DEPLOYMENTS_DIR
+    interval: float,
+    once: bool = False,
+    deployments_dir: str = DEFAULT_DEPLOYMENTS_DIR,
+    pipelines_dir: str = DEFAULT_PIPELINES_DIR,
 ) -> None:
-    agent = Agent(interval, deployments_dir=deployments_dir)
+    agent = Agent(interval, deployments_dir=deployments_dir, pipelines_dir=pipelines_dir)
     _emit(agent.hello())
     seq = 0
     next_tick = time.monotonic()
@@ -2109,7 +2181,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not args.once:
         threading.Thread(target=_watch_stdin, name="edgetop-stdin", daemon=True).start()
     try:
-        run(args.interval, once=args.once, deployments_dir=args.deployments_dir)
+        run(
+            args.interval,
+            once=args.once,
+            deployments_dir=args.deployments_dir,
+            pipelines_dir=args.pipelines_dir,
+        )
     except KeyboardInterrupt:
         _shutdown(0)
     except Exception as exc:

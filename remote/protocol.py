@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from edgetop.remote.errors import AgentLineError
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1 << 20  # an agent line is a few KiB; anything near this is garbage
 DEVICE_KINDS = ("cpu", "gpu", "jetson")
+_BLOCKS = re.compile(r"(?P<first>[0-9]{1,6}):(?P<stop>[0-9]{1,6})")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,10 @@ class DeploymentReading:
     slo_compliance: float | None = None
     count: int | None = None
     t: float | None = None  # when the statistics were taken, by the host's clock
+    # A pipeline stage (edgetop.remote.stage) rather than a whole-model worker:
+    pipeline: str | None = None  # the pipeline's label, shared by all its stages
+    stage: int | None = None  # position in the pipeline, 0 = the head
+    blocks: str | None = None  # the model's blocks it runs, "first:stop"
 
 
 @dataclass(frozen=True)
@@ -280,7 +286,29 @@ def _deployment(obj: Mapping[str, Any]) -> DeploymentReading:
         slo_compliance=_number(obj, "slo_compliance"),
         count=_number(obj, "count", integer=True),
         t=_number(obj, "t"),
+        pipeline=_text(obj, "pipeline"),
+        stage=_stage_index(obj),
+        blocks=_blocks(obj),
     )
+
+
+def _stage_index(obj: Mapping[str, Any]) -> int | None:
+    value = obj.get("stage")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise AgentLineError(
+            f"field 'stage': expected a non-negative integer, got {_clip(repr(value))}"
+        )
+    return value
+
+
+def _blocks(obj: Mapping[str, Any]) -> str | None:
+    value = _text(obj, "blocks")
+    if value is None:
+        return None
+    m = _BLOCKS.fullmatch(value)
+    if m is None or int(m["first"]) >= int(m["stop"]):
+        raise AgentLineError(f"field 'blocks': expected 'first:stop', got {_clip(repr(value))}")
+    return value
 
 
 def _sample(obj: Mapping[str, Any]) -> Sample:

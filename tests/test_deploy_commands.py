@@ -168,7 +168,7 @@ def test_state_dir_before_the_command_works_too(
     hosts.write_text(SIM_PAIR.format(jetson="xavier-1"))
     state = tmp_path / "elsewhere"
     assert main(["--state-dir", str(state), "ps", "--json", "--hosts", str(hosts)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"deployments": []}
+    assert json.loads(capsys.readouterr().out) == {"deployments": [], "pipelines": []}
     argv = ["--state-dir", str(state), "deploy", "resnet50", "--batch", "1", "--slo", "100"]
     assert main([*argv, "--host", "a100-1", "--hosts", str(hosts)]) == 0
     assert [d.id for d in StateStore(state).load()] == ["resnet50-1"]

@@ -119,3 +119,52 @@ def test_structured_garbage_never_escapes(obj: dict) -> None:
     obj.setdefault("v", 1)
     with contextlib.suppress(AgentLineError):
         parse_line(json.dumps(obj))
+
+
+def _with_deployment(**fields: object) -> bytes:
+    return sample(1, deployments=[{"id": "mobilenetv2-1a2b/1", "state": "running", **fields}])
+
+
+def test_a_pipeline_stage_reading_is_typed() -> None:
+    msg = parse_line(_with_deployment(pipeline="mobilenetv2-1a2b", stage=1, blocks="12:20"))
+    assert isinstance(msg, Sample)
+    d = msg.deployments[0]
+    assert (d.pipeline, d.stage, d.blocks) == ("mobilenetv2-1a2b", 1, "12:20")
+    worker = parse_line(sample(1, deployments=[{"id": "resnet50-1.1", "state": "running"}]))
+    assert isinstance(worker, Sample)
+    assert (worker.deployments[0].pipeline, worker.deployments[0].stage) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"pipeline": 7}, "field 'pipeline': expected a string"),
+        ({"pipeline": ["x"]}, "field 'pipeline'"),
+        ({"stage": -1}, "field 'stage': expected a non-negative integer"),
+        ({"stage": 1.5}, "field 'stage'"),
+        ({"stage": True}, "field 'stage'"),
+        ({"stage": "0"}, "field 'stage'"),
+        ({"blocks": 12}, "field 'blocks': expected a string"),
+        ({"blocks": "12-20"}, "field 'blocks': expected 'first:stop'"),
+        ({"blocks": "20:12"}, "field 'blocks'"),
+        ({"blocks": "3:3"}, "field 'blocks'"),
+        ({"blocks": "0:12:20"}, "field 'blocks'"),
+        ({"blocks": "١:٢"}, "field 'blocks'"),  # digits, but not ASCII ones
+        ({"blocks": "0:99999999999999999999"}, "field 'blocks'"),
+    ],
+)
+def test_hostile_stage_fields_are_refused_by_name(fields: dict[str, object], why: str) -> None:
+    with pytest.raises(AgentLineError, match=why):
+        parse_line(_with_deployment(**fields))
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["id", "state", "pipeline", "stage", "blocks", "p50_ms"]),
+        json_values,
+        max_size=6,
+    )
+)
+def test_garbage_stage_readings_never_escape(obj: dict) -> None:
+    with contextlib.suppress(AgentLineError):
+        parse_line(sample(1, deployments=[obj]))

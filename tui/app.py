@@ -28,6 +28,7 @@ from edgetop.core.fleet import FleetSnapshot
 from edgetop.core.lifecycle import Deployment, Status, Where
 from edgetop.core.monitor import FleetMonitor
 from edgetop.core.orchestrator import Orchestrator, recommendation_detail
+from edgetop.core.pipelineview import PipelineView, pipelines
 from edgetop.core.placement import Recommendation, Request, fmt_ms
 from edgetop.core.profiles import get_profile
 from edgetop.core.statestore import Decision, StateError, StateStore, default_state_dir
@@ -101,6 +102,7 @@ class EdgetopApp(App[int]):
         self._panels: dict[str, HostPanel] = {}
         self.deployments: tuple[Deployment, ...] = ()
         self.pending: dict[str, PendingRequest] = {}
+        self.pipelines: dict[str, PipelineView] = {}  # the fleet's, by label
         self._pending_ids = itertools.count(1)
         self.orchestrator = (
             Orchestrator(config, monitor, store)
@@ -206,6 +208,7 @@ class EdgetopApp(App[int]):
         snapshot = self.fleet
         if snapshot is not None:
             self._render_fleet(snapshot)
+            self.pipelines = {p.label: p for p in pipelines(snapshot)}
         table = self.query_one(DeploymentsTable)
         table.show(
             table_rows(
@@ -214,6 +217,7 @@ class EdgetopApp(App[int]):
                 snapshot,
                 filter_text=self.filter_text,
                 sort_column=self.sort_column,
+                views=tuple(self.pipelines.values()),
             )
         )
         self._render_recommendation()
@@ -241,8 +245,8 @@ class EdgetopApp(App[int]):
             self.query_one("#fleet").mount_all(new)  # one layout pass for a whole fleet
 
     def _render_recommendation(self) -> None:
-        key = self.query_one(DeploymentsTable).selected
-        self.query_one(RecommendationPanel).show(self.pending.get(key or ""))
+        key = self.query_one(DeploymentsTable).selected or ""
+        self.query_one(RecommendationPanel).show(self.pending.get(key) or self.pipelines.get(key))
 
     @on(DeploymentsTable.Selected)
     def _selection_moved(self) -> None:
@@ -262,6 +266,20 @@ class EdgetopApp(App[int]):
         if key in self.pending:
             return self.pending[key], None
         return None, next((d for d in self.deployments if d.id == key), None)
+
+    def _pipeline_refused(self) -> bool:
+        """A pipeline row is the fleet's report of a pipeline its controller (`edgetop
+        partition --deploy`) started and owns: the interface shows it, it does not drive it."""
+        key = self.query_one(DeploymentsTable).selected
+        if key not in self.pipelines or key in self.pending:
+            return False
+        if any(d.id == key for d in self.deployments):  # a deployment's own id wins
+            return False
+        self.notify(
+            f"{key} is a pipeline: its controller (edgetop partition --deploy) owns it",
+            severity="warning",
+        )
+        return True
 
     def _need_orchestrator(self) -> Orchestrator | None:
         if self.orchestrator is None:
@@ -351,6 +369,8 @@ class EdgetopApp(App[int]):
             self.notify(f"{d.id}: {d.status.value} on {where}")
 
     def action_override(self) -> None:
+        if self._pipeline_refused():
+            return
         p, d = self._selected()
         if p is None and (d is None or d.status not in (Status.RUNNING, Status.DEGRADED)):
             self.notify("select a pending or running deployment", severity="warning")
@@ -389,6 +409,8 @@ class EdgetopApp(App[int]):
             self._move([(key, choice.where, "moved by the operator")])
 
     def action_stop(self) -> None:
+        if self._pipeline_refused():
+            return
         p, d = self._selected()
         if p is not None:
             del self.pending[p.id]

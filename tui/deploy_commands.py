@@ -8,7 +8,9 @@ directory as the interface and `--auto` (`--state-dir`, else the XDG state direc
   (or no device qualifies), 2 on bad input.
 - `ps`: every deployment of the state with what its worker measures now (hosts that answer
   within `--timeout`). Simulated hosts get their deployments placed again first: a sim
-  deployment only "runs" in the process that simulates its host.
+  deployment only "runs" in the process that simulates its host. Then the pipelines the
+  fleet's ssh/local hosts report (`edgetop partition --deploy` starts them), one line each
+  with its stages (`pipelines` in `--json`).
 - `stop ID`: the deployment is stopped in the state, then its worker on its host.
 """
 
@@ -37,6 +39,7 @@ from edgetop.core.orchestrator import (
     measured,
     recommendation_detail,
 )
+from edgetop.core.pipelineview import PipelineView, pipelines
 from edgetop.core.placement import Recommendation, Request, fmt_ms
 from edgetop.core.statestore import StateError, StateStore, default_state_dir
 from edgetop.models.errors import ModelError
@@ -242,18 +245,73 @@ async def _measure(
         return monitor.snapshot
 
 
+def _may_run_pipelines(config: FleetConfig) -> bool:
+    """Stages run only on ssh and local hosts (a simulated host runs none)."""
+    return any(h.transport in ("ssh", "local") for h in config.hosts)
+
+
+def pipeline_dict(p: PipelineView) -> dict[str, Any]:
+    """A pipeline as `ps --json` lists it: end-to-end figures are its head stage's."""
+    return {
+        "id": p.label,
+        "model": p.model,
+        "status": p.status,
+        "reason": p.reason,
+        "route": p.route,
+        "p50_ms": p.p50_ms,
+        "p99_ms": p.p99_ms,
+        "throughput": p.throughput,
+        "stages": [
+            {
+                "index": s.index,
+                "host": s.host,
+                "hosts": list(s.hosts),
+                "blocks": s.blocks,
+                "state": s.state,
+                "p50_ms": s.p50_ms,
+                "p99_ms": s.p99_ms,
+                "throughput": s.throughput,
+                "reason": s.reason,
+            }
+            for s in p.stages
+        ],
+    }
+
+
+def print_pipelines(views: tuple[PipelineView, ...], out: Console) -> None:
+    """One line a pipeline: id, model, status, end-to-end figures, then its stages."""
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else fmt_ms(x)
+
+    for p in views:
+        line = Text(f"pipeline {p.label}  {p.model or '?'}  ")
+        line.append(p.status, style=_STATUS_STYLE.get(p.status, "yellow"))
+        line.append(f"  p50 {num(p.p50_ms)} ms  p99 {num(p.p99_ms)} ms  ")
+        line.append("-" if p.throughput is None else f"{p.throughput:,.0f}/s")
+        stages = " → ".join(f"{s.index}:{s.host} [{s.blocks or '?'}] {s.state}" for s in p.stages)
+        line.append(f"  stages {stages}")
+        if p.reason:
+            line.append(f"  ({p.reason})", style="yellow")
+        out.print(line, soft_wrap=True)
+
+
 def cmd_ps(config: FleetConfig, args: argparse.Namespace, out: Console, err: Console) -> int:
     def body() -> int:
         store = _store(args)
         ds = store.load()
         snapshot = None
-        if any(_observed(config, d) for d in ds):
+        if any(_observed(config, d) for d in ds) or _may_run_pipelines(config):
             snapshot = asyncio.run(_measure(config, args, store, ds))
         rows = [_row(d, snapshot) for d in ds]
+        views = pipelines(snapshot) if snapshot is not None else ()
         if args.json:
-            print(json.dumps({"deployments": rows}, indent=2))
+            listed = [pipeline_dict(p) for p in views]
+            print(json.dumps({"deployments": rows, "pipelines": listed}, indent=2))
         else:
-            _print_ps(rows, out)
+            if rows or not views:
+                _print_ps(rows, out)
+            print_pipelines(views, out)
         return EXIT_OK
 
     return _run("ps", err, body)

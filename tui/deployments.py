@@ -1,8 +1,10 @@
 """The deployments table: the state's deployments joined with what their workers measure,
-plus the requests the operator has not placed yet (pending, with their recommendation)."""
+plus the requests the operator has not placed yet (pending, with their recommendation), and
+the pipelines the fleet reports, one row each (core/pipelineview.py)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -14,6 +16,7 @@ from textual.widgets import DataTable
 from edgetop.core.fleet import FleetSnapshot
 from edgetop.core.lifecycle import Deployment
 from edgetop.core.orchestrator import measured
+from edgetop.core.pipelineview import PipelineView, pipelines
 from edgetop.core.placement import Recommendation, Request, fmt_ms
 from edgetop.tui import format as fmt
 
@@ -38,6 +41,7 @@ class Row:
     pending: bool
     cells: tuple[str | Text, ...]
     sort: tuple[Any, ...]  # one value a column: what `s` sorts by
+    pipeline: bool = False
 
 
 # What tells a deployment's health first, so 80 columns show it; the rest scrolls.
@@ -131,6 +135,38 @@ def pending_row(p: PendingRequest) -> Row:
     )
 
 
+def pipeline_row(p: PipelineView) -> Row:
+    """A pipeline as one deployment: its stages' hosts in order, its head's end-to-end
+    window. It has no SLO or batch of its own (its controller times it)."""
+    return Row(
+        p.label,
+        False,
+        (
+            p.label,
+            p.model or fmt.NA,
+            p.route,
+            Text(p.status, style=STATUS_STYLE.get(p.status, "")),
+            fmt.NA,
+            _num(p.p99_ms),
+            _num(p.p50_ms),
+            fmt.NA if p.throughput is None else f"{p.throughput:,.0f}",
+            fmt.NA,
+        ),
+        (
+            p.label,
+            p.model or "",
+            p.route,
+            p.status,
+            math.inf,
+            _last(p.p99_ms),
+            _last(p.p50_ms),
+            _last(p.throughput),
+            math.inf,
+        ),
+        pipeline=True,
+    )
+
+
 def table_rows(
     deployments: Sequence[Deployment],
     pending: Sequence[PendingRequest],
@@ -139,15 +175,20 @@ def table_rows(
     filter_text: str = "",
     sort_column: int | None = None,
     show_stopped: bool = False,
+    views: Sequence[PipelineView] | None = None,
 ) -> list[Row]:
     """What the table shows: filtered by substring (any cell), sorted by one column; stopped
-    deployments are history (`edgetop ps` lists them) and hidden unless asked for."""
+    deployments are history (`edgetop ps` lists them) and hidden unless asked for. Pipelines
+    are `views`, else the snapshot's."""
     rows = [pending_row(p) for p in pending]
     rows += [
         deployment_row(d, snapshot)
         for d in deployments
         if show_stopped or d.status.value != "stopped"
     ]
+    if views is None and snapshot is not None:
+        views = pipelines(snapshot)
+    rows += [pipeline_row(p) for p in views or ()]
     needle = filter_text.strip().lower()
     if needle:
         rows = [r for r in rows if any(needle in str(c).lower() for c in r.cells)]

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from edgetop.core.fleet import FleetSnapshot, HostView
 from edgetop.core.lifecycle import Deployment, Status
+from edgetop.core.pipelineview import is_stage
 from edgetop.core.reconciler import owner_of
 from edgetop.remote.link import HostStatus
 from edgetop.remote.protocol import DeploymentReading, DeviceReading
@@ -56,9 +57,12 @@ DEPLOYMENT_STYLE = {"running": "green", "starting": "yellow", "failed": "red", "
 
 
 def deployment_line(d: DeploymentReading) -> Text:
-    """A worker on the host: what runs, and how fast it answers right now."""
+    """A worker (or a pipeline's stage) on the host: what runs, and how fast it answers."""
     line = Text(" ▶ ", style=DEPLOYMENT_STYLE.get(d.state or "", "dim"))
-    line.append(f"{d.model or d.id} b{d.batch if d.batch is not None else '?'} ")
+    if is_stage(d):
+        line.append(f"{d.model or d.pipeline} stage {d.stage} [{d.blocks or '?'}] ")
+    else:
+        line.append(f"{d.model or d.id} b{d.batch if d.batch is not None else '?'} ")
     line.append(d.state or "unknown", style=DEPLOYMENT_STYLE.get(d.state or "", "dim"))
     if d.state in ("failed", "dead") and d.reason:
         line.append(f"  {d.reason[:60]}", style="red")
@@ -182,6 +186,7 @@ class HostPanel(Static, can_focus=True):
         self.border_subtitle = subtitle
         names = [host.name, *(d.name or d.id for d in host.devices)]
         names += [f"{d.id} {d.model}" for d in deployments]
+        names += [r.pipeline for r in host.deployments if r.pipeline]
         self.search_text = " ".join(names).lower()
         self.update(self._body(host, deployments, power_top or {}))
 

@@ -1,5 +1,6 @@
 """The recommendation panel: for the selected pending deployment, the scheduler's ranked
-candidates (predicted p99, confidence, reason) and the devices it turned down, with why."""
+candidates (predicted p99, confidence, reason) and the devices it turned down, with why; for
+a selected pipeline, its stages (tui/stages.py) in the same place."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
+from edgetop.core.pipelineview import PipelineView
 from edgetop.core.placement import Recommendation, fmt_ms
 from edgetop.tui.deployments import PendingRequest
+from edgetop.tui.stages import stages_text
 
 CANDIDATES_SHOWN = 5
 REJECTED_SHOWN = 4
@@ -58,7 +61,7 @@ def _keys(can_accept: bool) -> Text:
 
 
 class RecommendationPanel(Static):
-    """Shows the pending request the table's cursor is on; hidden otherwise."""
+    """Shows the pending request or the pipeline the table's cursor is on; hidden otherwise."""
 
     DEFAULT_CSS = """
     RecommendationPanel {
@@ -73,21 +76,31 @@ class RecommendationPanel(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "recommendation"
-        self.pending: PendingRequest | None = None
+        self.shown: PendingRequest | PipelineView | None = None
 
-    def show(self, pending: PendingRequest | None) -> None:
-        if pending == self.pending and self.display == (pending is not None):
+    @property
+    def pending(self) -> PendingRequest | None:
+        return self.shown if isinstance(self.shown, PendingRequest) else None
+
+    def show(self, item: PendingRequest | PipelineView | None) -> None:
+        if item == self.shown and self.display == (item is not None):
             return
-        self.pending = pending
-        self.display = pending is not None
-        if pending is not None:
-            self.update(recommendation_text(pending))
+        self.shown = item
+        self.display = item is not None
+        if item is not None:
+            pipeline = isinstance(item, PipelineView)
+            self.border_title = "stages" if pipeline else "recommendation"
+            self.update(_body(item))
 
     @property
     def text(self) -> str:
         """What it shows, as plain text (tests read it)."""
-        if self.pending is None:
+        if self.shown is None:
             return ""
-        body = recommendation_text(self.pending)
+        body = _body(self.shown)
         parts = body.renderables if isinstance(body, Group) else [body]
         return "\n".join(p.plain for p in parts if isinstance(p, Text))
+
+
+def _body(item: PendingRequest | PipelineView) -> Group | Text:
+    return stages_text(item) if isinstance(item, PipelineView) else recommendation_text(item)
