@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from testbed import OpenSSHTestbed, testbed_unavailable_reason  # noqa: E402
+from testbed import script_testbed  # noqa: E402
 
 from edgetop.core.config import FleetConfig, parse_config  # noqa: E402
 from edgetop.core.partition import StageDevice, amp4ec_partition, partition  # noqa: E402
@@ -191,18 +189,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="in flight for throughput")
     parser.add_argument("--models", default="mobilenetv2,resnet50")
     args = parser.parse_args()
-    if reason := testbed_unavailable_reason():
-        sys.exit(f"cannot run the testbed here: {reason}")
-    work = Path(tempfile.mkdtemp(prefix="edgetop-bench-"))
-    args.state, args.cache = str(work / "state"), str(work / "cache")
-    testbed = OpenSSHTestbed(work / "tb", HOSTS)
-    try:
-        hosts = testbed.start()
-        config = parse_config(testbed.hosts_toml(sys.executable), work / "hosts.toml")
+    with script_testbed(HOSTS) as (hosts, fleet, work):
+        args.state, args.cache = str(work / "state"), str(work / "cache")
+        config = parse_config(fleet.read_text(), fleet)
         report = asyncio.run(main_async(args, config, hosts))
-    finally:
-        testbed.close()
-        shutil.rmtree(work, ignore_errors=True)
     print(report)
     print(f"\n{CLAIM}.")
     return 0

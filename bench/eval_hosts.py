@@ -12,15 +12,13 @@ measured latencies. Needs root. Extra arguments go to `edgetop eval`.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from testbed import OpenSSHTestbed, testbed_unavailable_reason  # noqa: E402
+from testbed import script_testbed  # noqa: E402
 
 from edgetop.tui.cli import main as edgetop  # noqa: E402
 
@@ -35,22 +33,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("extra", nargs="*", help="more `edgetop eval` arguments")
     args = parser.parse_args()
-    if reason := testbed_unavailable_reason():
-        sys.exit(f"cannot run the testbed here: {reason}")
-    work = Path(tempfile.mkdtemp(prefix="edgetop-eval-hosts-"))
-    testbed = OpenSSHTestbed(work / "tb", HOSTS)
-    try:
-        testbed.start()
-        fleet = work / "hosts.toml"
-        fleet.write_text(testbed.hosts_toml(sys.executable))
+    with script_testbed(HOSTS, "edgetop-eval-hosts-") as (_, fleet, work):
         argv = ["eval", "--hosts", str(fleet), "--duration", str(args.duration),
                 "--work-dir", str(args.work_dir or work / "eval")]  # fmt: skip
         if args.json:
             argv += ["--json", str(args.json)]
         return edgetop([*argv, *args.extra])
-    finally:
-        testbed.close()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

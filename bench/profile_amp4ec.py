@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from testbed import OpenSSHTestbed, testbed_unavailable_reason  # noqa: E402
+from testbed import script_testbed  # noqa: E402
 
 from edgetop.tui.cli import main as edgetop  # noqa: E402
 
@@ -38,22 +36,13 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per run")
     parser.add_argument("--csv", type=Path, help="keep the profile CSV here")
     args = parser.parse_args()
-    if reason := testbed_unavailable_reason():
-        sys.exit(f"cannot run the testbed here: {reason}")
-    work = Path(tempfile.mkdtemp(prefix="edgetop-bench-"))
-    testbed = OpenSSHTestbed(work / "tb", HOSTS)
-    try:
-        hosts = testbed.start()
-        fleet = work / "hosts.toml"
-        fleet.write_text(testbed.hosts_toml(sys.executable))
+    with script_testbed(HOSTS) as (hosts, fleet, work):
         out = args.csv or work / "profile.csv"
         for models, extra in SWEEPS:
             edgetop(["profile", "--hosts", str(fleet), "--models", models, "--batch", "1,8",
                      "--duration", str(args.duration), "--out", str(out), *extra])  # fmt: skip
         with out.open(newline="") as handle:
             rows = {(r["host"], r["model"], r["batch"]): r for r in csv.DictReader(handle)}
-    finally:
-        testbed.close()
     big, small = hosts
     print(
         f"\n| model | batch | p50 ms {big.cpu_quota:g} CPU/1 GiB | p50 ms {small.cpu_quota:g} "
@@ -72,8 +61,6 @@ def main() -> int:
                     f"{ratio} | {fmt(a.get('throughput'))} | {fmt(b.get('throughput'))} | "
                     f"{tput} |"
                 )
-    if not args.csv:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edgetop.remote.protocol import Hello
+
 
 def hello(**overrides: Any) -> bytes:
     obj: dict[str, Any] = {
@@ -35,3 +37,15 @@ def sample(seq: int, util: float = 10.0, **overrides: Any) -> bytes:
     }
     obj.update(overrides)
     return json.dumps(obj).encode() + b"\n"
+
+
+def hello_view(**kw: object) -> Hello:
+    """A parsed Hello with plain defaults (an 8-core, 32 GiB box), fields overridden by `kw`."""
+    fields: dict[str, object] = dict(
+        agent="1", hostname="h", os="Linux", kernel=None, arch=None, python=None,
+        cpu_count=8, mem_total=32 << 30, nvidia_driver=None, cuda=None, l4t=None,
+        jetpack=None, power_mode=None, cpu_quota=None, mem_limit=None, devices=(),
+        collectors={}, interval=1.0,
+    )  # fmt: skip
+    fields.update(kw)
+    return Hello(**fields)  # type: ignore[arg-type]

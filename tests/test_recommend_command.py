@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from agentlines import hello_view
 from fleets import SIM_PAIR
 
 from edgetop.core.fleet import FleetSnapshot, HostView
@@ -15,7 +16,7 @@ from edgetop.models.catalog import load_catalog
 from edgetop.models.predictor import LatencyPredictor
 from edgetop.models.schedfeatures import FEATURE_NAMES
 from edgetop.remote.link import HostStatus
-from edgetop.remote.protocol import DeploymentReading, DeviceReading, Hello
+from edgetop.remote.protocol import DeploymentReading, DeviceReading
 from edgetop.tui.cli import main
 
 GONE = """
@@ -124,17 +125,6 @@ def test_unusable_weights_are_bad_input(
 # -- the live fleet as candidates (core/live.py), from hand-built snapshots --------------------
 
 
-def hello(**kw: object) -> Hello:
-    fields: dict[str, object] = dict(
-        agent="1", hostname="h", os="Linux", kernel=None, arch=None, python=None,
-        cpu_count=8, mem_total=32 << 30, nvidia_driver=None, cuda=None, l4t=None,
-        jetpack=None, power_mode=None, cpu_quota=None, mem_limit=None, devices=(),
-        collectors={}, interval=1.0,
-    )  # fmt: skip
-    fields.update(kw)
-    return Hello(**fields)  # type: ignore[arg-type]
-
-
 def host(name: str, *devices: DeviceReading, status: HostStatus = HostStatus.ONLINE,
          transport: str = "ssh", **kw: object) -> HostView:  # fmt: skip
     return HostView(name, transport, kw.pop("kind", "gpu-server"), 1.0, status=status,  # type: ignore[arg-type]
@@ -148,7 +138,7 @@ def test_live_gpu_names_map_to_profiles_with_live_state() -> None:
     running = DeploymentReading("w1", "running", "resnet50", 8, "server", 15.0, p50_ms=3.0,
                                 p99_ms=5.0, throughput=400.0)  # fmt: skip
     stopped = DeploymentReading("w2", "stopped", "dlrm", 1)
-    view = host("g1", DeviceReading("cpu", "cpu"), gpu, hello=hello(),
+    view = host("g1", DeviceReading("cpu", "cpu"), gpu, hello=hello_view(),
                 deployments=(running, stopped))  # fmt: skip
     fleet = fleet_from_snapshot(FleetSnapshot((view,)), catalog=load_catalog())
     (slot,) = fleet.slots
@@ -164,7 +154,7 @@ def test_live_gpu_names_map_to_profiles_with_live_state() -> None:
 
 def test_live_cpu_host_from_quota_and_cgroup_memory() -> None:
     cpu = DeviceReading("cpu", "cpu", util=10.0, mem_used=256 << 20, mem_total=1 << 30)
-    view = host("box", cpu, kind="cpu", hello=hello(cpu_count=8, cpu_quota=0.4,
+    view = host("box", cpu, kind="cpu", hello=hello_view(cpu_count=8, cpu_quota=0.4,
                                                      mem_limit=1 << 30))  # fmt: skip
     (slot,) = fleet_from_snapshot(FleetSnapshot((view,))).slots
     f = slot.features
@@ -178,9 +168,9 @@ def test_live_cpu_host_from_quota_and_cgroup_memory() -> None:
 def test_live_unavailable_hosts_become_rejected_candidates() -> None:
     gone = host("gone", status=HostStatus.OFFLINE, reason="connection refused")
     stale = host("old", DeviceReading("gpu0", "gpu", "Tesla T4"), status=HostStatus.STALE)
-    odd = host("odd", DeviceReading("gpu0", "gpu", "Radeon Instinct MI100"), hello=hello())
+    odd = host("odd", DeviceReading("gpu0", "gpu", "Radeon Instinct MI100"), hello=hello_view())
     sim = host("s1", DeviceReading("gpu0", "gpu", "whatever"), transport="sim",
-               hello=hello(os="simulated (v100-16gb)"))  # fmt: skip
+               hello=hello_view(os="simulated (v100-16gb)"))  # fmt: skip
     fleet = fleet_from_snapshot(FleetSnapshot((gone, stale, odd, sim)), now=130.0)
     by = {s.host: s for s in fleet.slots}
     assert not by["gone"].online and by["gone"].reason == "offline: connection refused"
@@ -200,15 +190,16 @@ def test_live_power_mode_sets_the_power_fraction() -> None:
         (slot,) = fleet_from_snapshot(FleetSnapshot((view,))).slots
         return slot.features.power_fraction
 
-    assert fraction(host("j", xavier, kind="jetson", hello=hello(power_mode="15W"))) == 0.5
+    assert fraction(host("j", xavier, kind="jetson", hello=hello_view(power_mode="15W"))) == 0.5
     # The device's own reading wins over the host's; L4T's long names match by their watts.
     named = DeviceReading("gpu0", "jetson", "Jetson AGX Xavier", power_mode="MODE_10W")
-    assert fraction(host("j", named, kind="jetson", hello=hello(power_mode="15W"))) == (
+    assert fraction(host("j", named, kind="jetson", hello=hello_view(power_mode="15W"))) == (
         pytest.approx(1 / 3)
     )
-    assert fraction(host("j", xavier, kind="jetson", hello=hello())) == 1.0  # MAXN, the default
+    # No mode reported: MAXN, the default.
+    assert fraction(host("j", xavier, kind="jetson", hello=hello_view())) == 1.0
     a100 = DeviceReading("gpu0", "gpu", "A100-SXM4-40GB")
-    assert fraction(host("g", a100, hello=hello(power_mode="whatever"))) == 1.0
+    assert fraction(host("g", a100, hello=hello_view(power_mode="whatever"))) == 1.0
 
 
 def test_live_co_runner_columns_from_the_running_deployments() -> None:
@@ -227,7 +218,7 @@ def test_live_co_runner_columns_from_the_running_deployments() -> None:
                           throughput=20.0),
         DeploymentReading("x", "stopped", "resnet50", 1, "server", p50_ms=1.0, throughput=9.0),
     )  # fmt: skip
-    view = host("box", cpu, kind="cpu", hello=hello(), deployments=deployments)
+    view = host("box", cpu, kind="cpu", hello=hello_view(), deployments=deployments)
     fleet = fleet_from_snapshot(FleetSnapshot((view,)), catalog=load_catalog())
     (slot,) = fleet.slots
     f = slot.features

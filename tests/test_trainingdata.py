@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from agentlines import hello_view
 
 from edgetop.core.fleet import FleetSnapshot, HostView
 from edgetop.core.live import fleet_from_snapshot
@@ -35,7 +36,7 @@ from edgetop.models.schedfeatures import (
     feature_rows,
 )
 from edgetop.remote.link import HostStatus
-from edgetop.remote.protocol import DeploymentReading, DeviceReading, Hello
+from edgetop.remote.protocol import DeploymentReading, DeviceReading
 
 N = 600
 
@@ -176,17 +177,6 @@ def test_corunner_mix_by_hand() -> None:
     assert corunner_mix([CoRunner("server", 1, 300.0, 10.0)]).open_load == pytest.approx(3.0)
 
 
-def _hello(**kw: object) -> Hello:
-    fields: dict[str, object] = dict(
-        agent="1", hostname="h", os="Linux", kernel=None, arch=None, python=None,
-        cpu_count=8, mem_total=32 << 30, nvidia_driver=None, cuda=None, l4t=None,
-        jetpack=None, power_mode=None, cpu_quota=None, mem_limit=None, devices=(),
-        collectors={}, interval=1.0,
-    )  # fmt: skip
-    fields.update(kw)
-    return Hello(**fields)  # type: ignore[arg-type]
-
-
 def _as_live_host(s: Sample) -> HostView:
     """The sample's device before the target, as a simulated host reports it."""
     before = evaluate(s.profile, s.colocated, s.condition)
@@ -204,7 +194,7 @@ def _as_live_host(s: Sample) -> HostView:
     return HostView(
         "sim", "sim", s.profile.kind, 1.0, status=HostStatus.ONLINE, devices=(device,),
         samples=1, sample_at=100.0, deployments=readings,
-        hello=_hello(os=f"simulated ({s.profile.name})"),
+        hello=hello_view(os=f"simulated ({s.profile.name})"),
     )  # fmt: skip
 
 

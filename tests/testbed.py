@@ -30,6 +30,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -557,3 +559,25 @@ def openssh_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbe
         yield factory
     finally:
         factory.close()
+
+
+@contextlib.contextmanager
+def script_testbed(
+    specs: Sequence[tuple[float, int]], prefix: str = "edgetop-bench-"
+) -> Iterator[tuple[list[TestbedHost], Path, Path]]:
+    """For scripts under bench/: (hosts, their hosts.toml with this Python as the hosts',
+    a scratch directory), all torn down and removed afterwards. Exits with the reason where
+    the testbed cannot run."""
+    reason = testbed_unavailable_reason()
+    if reason is not None:
+        sys.exit(f"cannot run the testbed here: {reason}")
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    testbed = OpenSSHTestbed(work / "tb", specs)
+    try:
+        hosts = testbed.start()
+        fleet = work / "hosts.toml"
+        fleet.write_text(testbed.hosts_toml(sys.executable))
+        yield hosts, fleet, work
+    finally:
+        testbed.close()
+        shutil.rmtree(work, ignore_errors=True)
