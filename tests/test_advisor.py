@@ -3,7 +3,6 @@ spoken in deployment ids and places."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -31,13 +30,6 @@ def config(tmp_path: Path) -> FleetConfig:
     path = tmp_path / "hosts.toml"
     path.write_text(SIM_PAIR.format(jetson="xavier-1"))
     return load_config(path)
-
-
-@pytest.fixture
-async def monitor(config: FleetConfig) -> AsyncIterator[FleetMonitor]:
-    async with FleetMonitor(config) as m:
-        assert await m.wait_for(lambda s: s.all_answered, 30)
-        yield m
 
 
 def test_parse_where_splits_a_slot_key() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +50,6 @@ def config(tmp_path: Path) -> FleetConfig:
     path = tmp_path / "hosts.toml"
     path.write_text(FLEET)
     return load_config(path)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(tmp_path / "state")
-
-
-@pytest.fixture
-async def monitor(config: FleetConfig) -> AsyncIterator[FleetMonitor]:
-    async with FleetMonitor(config) as m:
-        assert await m.wait_for(lambda s: s.all_answered, 30)
-        yield m
 
 
 def orchestrator(

@@ -3,7 +3,7 @@ rounds, a restart) and on a real local worker (a tiny torch model)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,18 +48,6 @@ def write_hosts(tmp_path: Path, text: str) -> FleetConfig:
 @pytest.fixture
 def config(tmp_path: Path) -> FleetConfig:
     return write_hosts(tmp_path, SIM_PAIR.format(jetson="xavier-1"))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(tmp_path / "state")
-
-
-@pytest.fixture
-async def monitor(config: FleetConfig) -> AsyncIterator[FleetMonitor]:
-    async with FleetMonitor(config) as m:
-        assert await m.wait_for(lambda s: s.all_answered, 30)
-        yield m
 
 
 def placed(monitor: FleetMonitor, host: str) -> list[str]:

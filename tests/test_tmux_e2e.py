@@ -54,6 +54,7 @@ def test_keys_in_a_real_terminal_start_a_worker_on_a_testbed_host(
 
         tty.keys("n")
         tty.wait_for("New deployment", 30)
+        time.sleep(1.0)  # the dialog focuses its first field once mounted
         tty.keys("Enter")  # the model list opens; typing searches it
         tty.wait_for("bert-base", 30, "the model list")
         tty.keys("mobilenet", literal=True)
@@ -66,6 +67,7 @@ def test_keys_in_a_real_terminal_start_a_worker_on_a_testbed_host(
         tty.wait_for(lambda s: "offline" not in s, 30, "the scenario list closed")
         tty.keys("Tab")
         tty.keys("5000", literal=True)  # SLO p99 ms: loose, a CPU host must qualify
+        tty.wait_for("5000", 30, "the SLO typed")
         tty.keys("Enter")
         tty.wait_for("a/Enter accept", 60, "the recommendation with the accept key")
         screen = tty.screen()
