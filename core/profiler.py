@@ -48,6 +48,15 @@ class SweepSettings:
     declared: Mapping[str, Mapping[str, Any]] | None = None
 
 
+async def settled_view(monitor: FleetMonitor, host: str, interval: float) -> Any:
+    """The host as the run starts: a sample taken wholly after the previous run on it ended
+    (two samples on, so none straddles it), or the latest one if the host goes quiet. A row's
+    telemetry describes the device without the measured workload, as training rows do."""
+    seq = monitor.snapshot.host(host).seq
+    await monitor.wait_for(lambda s: s.host(host).seq >= seq + 2, 3 * interval + 1.0)
+    return monitor.snapshot.host(host)
+
+
 async def measure(
     config: FleetConfig,
     run: Run,
@@ -58,7 +67,7 @@ async def measure(
     host = config.host(run.host)
     if host.transport == "sim":
         return RunOutcome(run, error="simulated host: nothing real to measure")
-    view = monitor.snapshot.host(run.host)  # the device's state as the run starts
+    view = await settled_view(monitor, run.host, host.interval)
     spec = {
         "id": f"profile-{secrets.token_hex(4)}",
         "model": run.model,
