@@ -163,7 +163,9 @@ def run_auto(config: FleetConfig, args: argparse.Namespace) -> int:
         )
         return 2
     log = args.log.open("a", encoding="utf-8") if args.log else None
-    out = JsonLines(sys.stdout, *([log] if log else []))
+    # The log file first: a line seen on stdout is already in the log, even if edgetop is
+    # killed the next instant.
+    out = JsonLines(*([log] if log else []), sys.stdout)
 
     async def main() -> None:
         stop = asyncio.Event()
