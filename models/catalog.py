@@ -6,9 +6,11 @@ after changing the zoo with `python -m edgetop.models.catalog`; a test fails whe
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from edgetop.models.workload import WorkloadFeatures
@@ -22,6 +24,17 @@ class CatalogError(Exception):
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> Mapping[str, WorkloadFeatures]:
+    """The catalog at `path`, read once per version of the file (the interface and `--auto`
+    ask for it every round)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise CatalogError(f"cannot read workload catalog {path}: {exc}") from None
+    return _read_catalog(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_catalog(path: Path, mtime_ns: int, size: int) -> Mapping[str, WorkloadFeatures]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -33,7 +46,7 @@ def load_catalog(path: Path = CATALOG_PATH) -> Mapping[str, WorkloadFeatures]:
             "regenerate it with python -m edgetop.models.catalog"
         )
     try:
-        return {m["name"]: WorkloadFeatures.from_dict(m) for m in data["models"]}
+        return MappingProxyType({m["name"]: WorkloadFeatures.from_dict(m) for m in data["models"]})
     except (KeyError, TypeError, ValueError) as exc:
         raise CatalogError(f"workload catalog {path} is malformed: {exc}") from None
 

@@ -30,6 +30,7 @@ names, version, training notes) plus plain arrays, never a pickle.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -301,7 +302,22 @@ def load_default(env: Mapping[str, str] | None = None) -> LatencyPredictor:
     """The weights `default_weights_path` names. A user's file of another schema raises
     (rather than silently falling back to the shipped weights and dropping their fleet's
     measurements): the message says to retrain."""
-    return LatencyPredictor.load(default_weights_path(env))
+    return _load_cached(default_weights_path(env))
+
+
+def _load_cached(path: Path) -> LatencyPredictor:
+    """One load per version of the file: deciding (the interface, `--auto`) asks every round,
+    and a retrained file is picked up by its new mtime."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return LatencyPredictor.load(path)  # its own error names the missing file
+    return _load_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_version(path: Path, mtime_ns: int, size: int) -> LatencyPredictor:
+    return LatencyPredictor.load(path)
 
 
 # -- training (torch, imported here only) ----------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -264,3 +265,16 @@ def test_shipped_weights_load_and_match_this_schema() -> None:
     assert load_default({"XDG_STATE_HOME": "/nonexistent-edgetop-test"}).version == (
         shipped.version
     )
+
+
+def test_load_default_reads_a_file_once_and_a_retrained_one_again(
+    trained: LatencyPredictor, tmp_path: Path
+) -> None:
+    env = {"EDGETOP_WEIGHTS": str(tmp_path / "w.npz")}
+    trained.save(tmp_path / "w.npz")
+    first = load_default(env)
+    assert load_default(env) is first  # deciding every round reads nothing again
+    trained.save(tmp_path / "w.npz")
+    os.utime(tmp_path / "w.npz", ns=(1, 1))  # a new version of the file
+    again = load_default(env)
+    assert again is not first and again.version == trained.version
