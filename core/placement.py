@@ -122,6 +122,16 @@ def link_transfer_ms(
     return transfer_ms(workload, batch, link, origin)
 
 
+def device_ms(
+    p50_ms: np.ndarray | float, transfer_ms: np.ndarray | float, floor_ms: np.ndarray | float
+) -> np.ndarray:
+    """The device time of one batch behind an end-to-end p50: the p50 less the input
+    transfer, at least `floor_ms` (its roofline time: an observed p50 can undercut the
+    modelled transfer). Waiting and contention stay in: on a busy device an overestimate, on
+    the safe side."""
+    return np.maximum(np.asarray(p50_ms, dtype=np.float64) - transfer_ms, floor_ms)
+
+
 def corunner(dep: Deployment, device: DeviceFeatures, origin: str = DEFAULT_ORIGIN) -> CoRunner:
     """`dep` as a co-runner on `device`. Its batch time is its measured p50 less the input
     transfer the link implies (the p50 a worker reports is a batch with the queueing it sees
@@ -137,7 +147,7 @@ def corunner(dep: Deployment, device: DeviceFeatures, origin: str = DEFAULT_ORIG
         batch_ms = roofline_ms(dep.workload, dep.batch, device)
         if measured is not None:
             transfer = link_transfer_ms(dep.workload, dep.batch, device.kind, origin)
-            batch_ms = max(measured - transfer, batch_ms)
+            batch_ms = float(device_ms(measured, transfer, batch_ms))
     qps = None if dep.scenario == "offline" else dep.qps
     return CoRunner(dep.scenario, max(dep.batch, 1), qps, batch_ms)
 

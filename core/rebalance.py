@@ -30,6 +30,7 @@ from edgetop.core.placement import (
     Fleet,
     Predictor,
     corunner,
+    device_ms,
     fmt_ms,
     memory_need,
     offered_util,
@@ -40,6 +41,7 @@ from edgetop.core.recommend import (
     DecisionSettings,
     adjusted_rows,
     objective_score,
+    roofline_bound,
     would_harm,
 )
 from edgetop.models.schedfeatures import feature_matrix
@@ -170,10 +172,16 @@ def plan_rebalance(
     transfer = np.stack(
         [fleet.transfer_ms(r.workload, r.batch, settings.origin) for r in reps]  # type: ignore[arg-type]
     )[group_of]
+    floor = np.stack(
+        [roofline_bound(feature_matrix(r.workload, r.batch, fleet.matrix, r.qps)) for r in reps]  # type: ignore[arg-type]
+    )[group_of]
     own_util = np.array(
         [
             offered_util(
-                d.scenario, d.qps, d.batch, np.array([_busy_ms(cur_p50[k], transfer[k, where[k]])])
+                d.scenario,
+                d.qps,
+                d.batch,
+                device_ms(cur_p50[k : k + 1], transfer[k, where[k]], floor[k, where[k]]),
             )[0]
             for k, d in enumerate(deps)
         ]
@@ -192,7 +200,7 @@ def plan_rebalance(
         headroom = settings.headroom(conf[group_of])
         new_util = np.stack(
             [
-                offered_util(d.scenario, d.qps, d.batch, _busy_ms(t50[k], transfer[k]))
+                offered_util(d.scenario, d.qps, d.batch, device_ms(t50[k], transfer[k], floor[k]))
                 for k, d in enumerate(deps)
             ]
         )
@@ -280,13 +288,6 @@ def plan_rebalance(
         predict_columns(np.array([s, j]))
     unresolved = tuple(deps[k].id for k in np.flatnonzero(violating) if not moved[k])
     return Plan(objective, tuple(moves), len(deps), violations, unresolved)
-
-
-def _busy_ms(p50_ms: np.ndarray | float, transfer_ms: np.ndarray | float) -> np.ndarray:
-    """Device time of one batch from an end-to-end p50: less the transfer, never below a
-    tenth of it (an observed p50 can undercut the modelled transfer)."""
-    p50 = np.asarray(p50_ms, dtype=np.float64)
-    return np.maximum(p50 - transfer_ms, 0.1 * p50)
 
 
 def _scores(

@@ -44,6 +44,7 @@ from edgetop.core.placement import (
     Request,
     admission_reason,
     corunner,
+    device_ms,
     fmt_gib,
     fmt_ms,
     memory_need,
@@ -67,6 +68,12 @@ __all__ = [
 _OK, _SLO, _BUSY, _UNSCORED, _BOUND_BUSY, _BOUND_SLO, _MEMORY, _OFFLINE = range(8)
 _COL_COMPUTE = FEATURE_NAMES.index("log_compute_ms")
 ROOFLINE_SLACK = 2.0
+
+
+def roofline_bound(x: np.ndarray) -> np.ndarray:
+    """A lower bound on any batch's time for feature rows `x`: the roofline time at the
+    device's peak, with ROOFLINE_SLACK for peak figures that understate a device."""
+    return np.exp(x[:, _COL_COMPUTE]) / ROOFLINE_SLACK
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,7 @@ def _score(
     # Hard limits first, so the network only scores devices that could take the request:
     # offline, no memory, or hopeless even at the device's peak compute (a lower bound on
     # any batch's time, with ROOFLINE_SLACK for peak figures that understate a device).
-    bound = np.exp(x[:, _COL_COMPUTE]) / ROOFLINE_SLACK
+    bound = roofline_bound(x)
     code = np.zeros(n, dtype=np.int8)
     code[fleet.util + offered_util(request.scenario, request.qps, request.batch, bound)
          > settings.util_cap] = _BOUND_BUSY  # fmt: skip
@@ -216,10 +223,7 @@ def _score(
             observed[live], np.maximum(pred.confidence, settings.observed_confidence),
             pred.confidence,
         )  # fmt: skip
-    # The device time one batch takes: the predicted p50 less the input transfer (waiting and
-    # contention stay in: an overestimate on a busy device, on the safe side), at least the
-    # roofline bound.
-    busy_ms = np.where(np.isnan(p50), bound, np.maximum(p50 - transfer, bound))
+    busy_ms = np.where(np.isnan(p50), bound, device_ms(p50, transfer, bound))
     util_after = fleet.util + offered_util(request.scenario, request.qps, request.batch, busy_ms)
     verdict = np.zeros(live.size, dtype=np.int8)
     lp99, lconf = p99[live], confidence[live]
