@@ -4,6 +4,7 @@ capture-pane; the deployment it makes is a real worker process on a testbed host
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,12 @@ def _cmdlines(pids: list[int]) -> list[str]:
     return out
 
 
+def _line_with(screen: str, text: str) -> str:
+    """The styled line that shows `text` (escapes may split it: match on its plain form)."""
+    plain = re.compile(r"\x1b\[[0-9;]*m")
+    return next((line for line in screen.splitlines() if text in plain.sub("", line)), "")
+
+
 def _running(store: StateStore) -> list[str]:
     return [d.id for d in store.load() if d.status is Status.RUNNING]
 
@@ -54,18 +61,25 @@ def test_keys_in_a_real_terminal_start_a_worker_on_a_testbed_host(
 
         tty.keys("n")
         tty.wait_for("New deployment", 30)
-        time.sleep(1.0)  # the dialog focuses its first field once mounted
+        tty.wait_settled(30)  # the dialog focuses its first field once mounted
         tty.keys("Enter")  # the model list opens; typing searches it
         tty.wait_for("bert-base", 30, "the model list")
         tty.keys("mobilenet", literal=True)
         tty.keys("Enter")
         tty.wait_for(lambda s: "mobilenetv2" in s and "bert-base" not in s, 30, "mobilenetv2")
+        tty.wait_settled(30)
         tty.keys("Tab", "Tab", "Enter")  # batch keeps its 1; scenario: `server` needs a rate
         tty.wait_for("singlestream", 30, "the scenario list")
         tty.keys("single", literal=True)
         tty.keys("Enter")
         tty.wait_for(lambda s: "offline" not in s, 30, "the scenario list closed")
+        tty.wait_settled(30)  # focus is back on the scenario field before Tab leaves it
+        blurred = _line_with(tty.styled_screen(), "SLO p99 ms")
         tty.keys("Tab")
+        # Typing before the field has focus would go to the scenario list's search.
+        tty.wait_for(
+            lambda _: _line_with(tty.styled_screen(), "SLO p99 ms") != blurred, 30, "SLO focus"
+        )
         tty.keys("5000", literal=True)  # SLO p99 ms: loose, a CPU host must qualify
         tty.wait_for("5000", 30, "the SLO typed")
         tty.keys("Enter")

@@ -68,6 +68,10 @@ class TmuxSession:
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", self.name)
 
+    def styled_screen(self) -> str:
+        """The screen with its colour escapes: focus moving shows up here, not in the text."""
+        return self._tmux("capture-pane", "-e", "-p", "-t", self.name)
+
     def dead(self) -> bool:
         return self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead}").strip() == "1"
 
@@ -87,6 +91,21 @@ class TmuxSession:
                     f"after {timeout:.0f}s the screen does not show {what or check!r}:\n{text}"
                 )
             time.sleep(POLL_S)
+
+    def wait_settled(self, timeout: float, quiet_s: float = 0.6) -> None:
+        """Wait until the screen, colours included, has not changed for `quiet_s`: the program
+        has finished reacting to the last keys (a list closing, focus moving back). A blinking
+        cursor never settles, so call this while a list or button has focus, not a text field."""
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            text = self.styled_screen()
+            if text != last:
+                last, since = text, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(POLL_S / 2)
+        raise AssertionError(f"after {timeout:.0f}s the screen still changes:\n{self.screen()}")
 
     def close(self) -> None:
         subprocess.run(

@@ -203,7 +203,8 @@ class EdgetopApp(App[int]):
         self._render_all()
 
     def _render_all(self) -> None:
-        if not self.is_mounted:
+        # A timer may still fire while the app shuts down and its widgets are removed.
+        if not self.is_mounted or not self.is_running:
             return
         snapshot = self.fleet
         if snapshot is not None:
