@@ -34,15 +34,12 @@ from edgetop.core.config import FleetConfig
 from edgetop.core.fleet import FleetSnapshot, HostView
 from edgetop.core.perfmodel import power_mode
 from edgetop.core.placement import Deployment, DeviceSlot, Fleet, with_corunners
-from edgetop.core.profiles import PROFILES, DeviceProfile
+from edgetop.core.profiles import PROFILES, DeviceProfile, cpu_capacity
 from edgetop.models.schedfeatures import DeviceFeatures
 from edgetop.models.workload import WorkloadFeatures
 from edgetop.remote.link import HostStatus
 from edgetop.remote.protocol import DeploymentReading, DeviceReading
 
-CPU_CORE_TFLOPS = 0.05
-CPU_CORE_BW_GBS = 5.0
-CPU_MAX_BW_GBS = 40.0
 # NVML clock-event reasons that mean the GPU runs slower than it could (not idle or app clocks).
 SLOWING_REASONS = frozenset(
     {
@@ -204,10 +201,11 @@ def cpu_features(
     )
     total = total or 1 << 30
     used = (reading.mem_used if reading else None) or 0
+    tflops, bw = cpu_capacity(cores)
     features = DeviceFeatures(
         kind="cpu",
-        peak_tflops=cores * CPU_CORE_TFLOPS,
-        mem_bw_gbs=min(cores * CPU_CORE_BW_GBS, CPU_MAX_BW_GBS),
+        peak_tflops=tflops,
+        mem_bw_gbs=bw,
         mem_total_bytes=total,
         mem_free_bytes=max(total - used, 0),
         util=min(max(((reading.util if reading else None) or 0.0) / 100.0, 0.0), 1.0),

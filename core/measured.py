@@ -42,14 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from edgetop.core.live import (
-    CPU_CORE_BW_GBS,
-    CPU_CORE_TFLOPS,
-    CPU_MAX_BW_GBS,
     peak_tflops,
     power_fraction,
     profile_for_name,
 )
-from edgetop.core.profiles import PROFILES
+from edgetop.core.profiles import PROFILES, cpu_capacity
 from edgetop.core.trainingdata import TRAINING_EXCLUDED, TrainingSet
 from edgetop.models.catalog import load_catalog
 from edgetop.models.schedfeatures import FEATURE_NAMES, DeviceFeatures, feature_rows
@@ -167,10 +164,11 @@ def _device(row: _Row) -> tuple[DeviceFeatures, str] | str:
         total = limit or row.optional("device_mem_total") or free
         if not total:
             return "no memory figure for the CPU"
+        tflops, bw = cpu_capacity(cores)
         features = DeviceFeatures(
             kind="cpu",
-            peak_tflops=cores * CPU_CORE_TFLOPS,
-            mem_bw_gbs=min(cores * CPU_CORE_BW_GBS, CPU_MAX_BW_GBS),
+            peak_tflops=tflops,
+            mem_bw_gbs=bw,
             mem_total_bytes=int(total),
             mem_free_bytes=int(min(free if free is not None else total, total)),
             util=util,

@@ -25,10 +25,14 @@ from typing import Literal
 from edgetop.remote.errors import EdgetopError
 
 __all__ = [
+    "CPU_CORE_BW_GBS",
+    "CPU_CORE_TFLOPS",
+    "CPU_MAX_BW_GBS",
     "PROFILES",
     "DeviceKind",
     "DeviceProfile",
     "UnknownProfileError",
+    "cpu_capacity",
     "get_profile",
 ]
 
@@ -55,6 +59,21 @@ class DeviceProfile:
     default_power_mode: str
     idle_power_w: float
     source: str
+
+
+# A generic x86 core: ~3 GHz x 16 FP32 FLOP/cycle (one AVX2 FMA port), a conservative
+# figure; memory bandwidth grows with cores up to what dual-channel DDR4-3200 sustains (~40 of
+# its ~51 GB/s peak). The cpu-8c profile is 8 of them; a live CPU host is sized by its cores
+# or its cgroup quota (core/live.py, core/measured.py).
+CPU_CORE_TFLOPS = 0.05
+CPU_CORE_BW_GBS = 5.0
+CPU_MAX_BW_GBS = 40.0
+
+
+def cpu_capacity(cores: float) -> tuple[float, float]:
+    """(peak FP32 TFLOPS, memory bandwidth GB/s) of `cores` generic cores; a cgroup quota
+    makes a fraction of a core."""
+    return cores * CPU_CORE_TFLOPS, min(cores * CPU_CORE_BW_GBS, CPU_MAX_BW_GBS)
 
 
 class UnknownProfileError(EdgetopError, KeyError):
@@ -254,12 +273,11 @@ _TABLE: tuple[DeviceProfile, ...] = (
         name="cpu-8c",
         kind="cpu",
         display_name="Generic 8-core CPU",
-        # 8 cores x ~3 GHz x 16 FP32 FLOP/cycle (one AVX2 FMA port), a conservative figure.
-        fp32_tflops=0.4,
+        fp32_tflops=cpu_capacity(8)[0],
         fp16_tflops=None,
         int8_tops=None,
         memory_bytes=32 * _GIB,
-        memory_bw_gbs=40.0,  # dual-channel DDR4-3200 is ~51 GB/s peak, ~40 sustained
+        memory_bw_gbs=cpu_capacity(8)[1],
         tdp_w=65.0,
         cpu_cores=8,
         power_modes=("default",),

@@ -11,7 +11,8 @@ from agentlines import hello_view
 from fleets import SIM_PAIR
 
 from edgetop.core.fleet import FleetSnapshot, HostView
-from edgetop.core.live import CPU_CORE_TFLOPS, fleet_from_snapshot, profile_for_name
+from edgetop.core.live import fleet_from_snapshot, profile_for_name
+from edgetop.core.profiles import CPU_CORE_TFLOPS
 from edgetop.models.catalog import load_catalog
 from edgetop.models.predictor import LatencyPredictor
 from edgetop.models.schedfeatures import FEATURE_NAMES
