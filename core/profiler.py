@@ -91,12 +91,13 @@ async def measure(
             await deploy(
                 shell, spec, python=python, layout=PROFILE_LAYOUT, user_modules=user_modules
             )
+            info = await _wait_finished(shell, spec["id"], python, settings.duration_s)
         except DeployError as exc:
             return RunOutcome(run, error=str(exc))
-        try:
-            info = await _wait_finished(shell, spec["id"], python, settings.duration_s)
         finally:
-            # Interrupted (or timed out): never leave a profiling worker behind.
+            # Never leave a profiling worker behind: interrupted, timed out, or refused (a
+            # worker that reports its refusal is still exiting, and the next run's telemetry
+            # must not carry it). `stop` waits until the process is gone.
             with contextlib.suppress(EdgetopError, asyncio.CancelledError):
                 await asyncio.shield(stop(shell, spec["id"], python=python, layout=PROFILE_LAYOUT))
         if info is None or not info.metrics or info.state != "stopped":

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+from edgetop.core import profiler
+from edgetop.core.config import parse_config
+from edgetop.core.profile import Run
 from edgetop.core.profiler import settled_view
+from edgetop.models.catalog import load_catalog
+from edgetop.remote.deploy import DeployError
+
+HOST = '[[host]]\nname = "tb2"\ntransport = "ssh"\naddress = "127.0.0.2"\n'
 
 
 class TickingMonitor:
@@ -47,3 +54,41 @@ async def test_a_quiet_host_gives_its_latest_sample() -> None:
     monitor.wait_for = never  # type: ignore[method-assign]
     view = await settled_view(monitor, "tb1", 0.5)  # type: ignore[arg-type]
     assert view.seq == 0
+
+
+async def test_a_refused_worker_is_stopped_before_the_next_run(monkeypatch: Any) -> None:
+    # A worker reports its refusal (not enough memory) and only then exits: the sweep must
+    # wait for it, or the next run's telemetry carries its load.
+    calls: list[tuple[str, str]] = []
+
+    async def refuse(shell: Any, spec: dict[str, Any], **_: Any) -> None:
+        calls.append(("deploy", spec["id"]))
+        raise DeployError(f"deployment {spec['id']} on tb2 failed: not enough memory on cpu")
+
+    async def stop(shell: Any, deployment_id: str, **_: Any) -> None:
+        calls.append(("stop", deployment_id))
+
+    class Shell:
+        async def close(self) -> None:
+            return None
+
+    async def open_shell(*_: Any) -> tuple[Shell, None]:
+        return Shell(), None
+
+    monkeypatch.setattr(profiler, "deploy", refuse)
+    monkeypatch.setattr(profiler, "stop", stop)
+    monkeypatch.setattr(profiler, "open_host_shell", open_shell)
+    config = parse_config(HOST, "hosts.toml")
+    run = Run("tb2", "resnet50", 8, "singlestream")
+    features = load_catalog()["resnet50"]
+    outcome = await profiler.measure(
+        config,
+        run,
+        features,
+        TickingMonitor([0.0]),
+        profiler.SweepSettings(1.0),  # type: ignore[arg-type]
+    )
+    assert outcome.row is None and outcome.error is not None
+    assert "not enough memory" in outcome.error
+    assert [c[0] for c in calls] == ["deploy", "stop"]
+    assert calls[0][1] == calls[1][1]  # the refused worker itself
