@@ -21,6 +21,7 @@ openssh_testbed = testbed_module.openssh_testbed
 MIB = 1 << 20
 SPECS = [(1.0, 1024 * MIB)]  # AMP4EC's "high" profile: MobileNetV2 starts in seconds there
 START_S = 60.0  # the first screen: Python, Textual and the first SSH round
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # an SGR escape, as `capture-pane -e` writes them
 WORKER_S = 180.0  # torch imported and the model built on one cgroup-limited CPU
 
 pytestmark = pytest.mark.skipif(tmux_unavailable_reason() is not None, reason="tmux missing")
@@ -38,8 +39,7 @@ def _cmdlines(pids: list[int]) -> list[str]:
 
 def _line_with(screen: str, text: str) -> str:
     """The styled line that shows `text` (escapes may split it: match on its plain form)."""
-    plain = re.compile(r"\x1b\[[0-9;]*m")
-    return next((line for line in screen.splitlines() if text in plain.sub("", line)), "")
+    return next((line for line in screen.splitlines() if text in COLOUR.sub("", line)), "")
 
 
 def _running(store: StateStore) -> list[str]:
