@@ -6,7 +6,11 @@ correction towards observed / predicted, as an EWMA in log space (ratios average
 geometrically), bounded so one wild measurement cannot make a device look 100x faster.
 A device never observed with a model borrows the correction of its group (same profile), and
 an observation also stands for confidence: the decision needs less headroom where the model
-has been seen running. A pure value: `observe` returns a new `Corrections`.
+has been seen running. Corrections are kept per batch size too: the network's error on a
+model can change with the batch (GPT-2 on an A100 in the simulated fleet: 1.0x at batch 2,
+1.8x at 32), so a batch observed (on the device, else on its group) takes its own factor and
+an unobserved one the model's across batches. A pure value: `observe` returns a new
+`Corrections`.
 """
 
 from __future__ import annotations
@@ -25,24 +29,35 @@ DEFAULT_BOUND = 4.0  # the correction stays within [1/4, 4] times the prediction
 QUANTILES = ("p50", "p99")
 
 
+# Table key: (model, batch, quantile); batch None is the model over every batch.
+_Key = tuple[str, int | None, str]
+
+
 @dataclass(frozen=True)
 class Corrections:
-    """(model, quantile) -> device key ("host/device") -> log correction factor.
+    """(model, batch, quantile) -> device key ("host/device") -> log correction factor.
 
     p50 and p99 are corrected apart: a device can be right on the median and wrong on the
     tail (or the other way round), and the median also feeds the utilisation estimate."""
 
-    table: Mapping[tuple[str, str], Mapping[str, float]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    table: Mapping[_Key, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
     alpha: float = DEFAULT_ALPHA
     bound: float = DEFAULT_BOUND
 
-    def log_factor(self, model: str, device: str, quantile: str = "p99") -> float:
-        return self.table.get((model, quantile), {}).get(device, 0.0)
+    def log_factor(
+        self, model: str, device: str, quantile: str = "p99", batch: int | None = None
+    ) -> float:
+        """The device's own correction: of this batch if observed at it, else the model's."""
+        if batch is not None:
+            own = self.table.get((model, batch, quantile), {})
+            if device in own:
+                return own[device]
+        return self.table.get((model, None, quantile), {}).get(device, 0.0)
 
-    def factor(self, model: str, device: str, quantile: str = "p99") -> float:
-        return math.exp(self.log_factor(model, device, quantile))
+    def factor(
+        self, model: str, device: str, quantile: str = "p99", batch: int | None = None
+    ) -> float:
+        return math.exp(self.log_factor(model, device, quantile, batch))
 
     def factors(
         self,
@@ -51,34 +66,44 @@ class Corrections:
         n: int,
         quantile: str = "p99",
         groups: Sequence[str] | None = None,
+        batch: int | None = None,
     ) -> np.ndarray:
         """Factors for every device of a fleet (`keys`: device key -> position), vectorised:
         only the devices this model was observed on are touched. With `groups` (a name per
         device, e.g. its profile), a device never observed takes the geometric mean of the
-        observed devices of its group: two A100s tend to be wrong the same way."""
+        observed devices of its group: two A100s tend to be wrong the same way. With `batch`,
+        what was observed at that batch (on the device, then its group) overrides the
+        model's correction over all batches."""
         out = np.ones(n)
-        entries = self.table.get((model, quantile), {})
-        if not entries:
-            return out
-        direct = {keys[k]: lf for k, lf in entries.items() if k in keys}
-        if groups is not None and direct:
-            sums: dict[str, list[float]] = {}
+        layers = [None] if batch is None else [None, batch]
+        for b in layers:
+            entries = self.table.get((model, b, quantile), {})
+            direct = {keys[k]: lf for k, lf in entries.items() if k in keys}
+            if groups is not None and direct:
+                sums: dict[str, list[float]] = {}
+                for i, lf in direct.items():
+                    sums.setdefault(groups[i], []).append(lf)
+                means = {g: math.exp(sum(v) / len(v)) for g, v in sums.items()}
+                for i, g in enumerate(groups):
+                    if g in means:
+                        out[i] = means[g]
             for i, lf in direct.items():
-                sums.setdefault(groups[i], []).append(lf)
-            means = {g: math.exp(sum(v) / len(v)) for g, v in sums.items()}
-            for i, g in enumerate(groups):
-                if g in means:
-                    out[i] = means[g]
-        for i, lf in direct.items():
-            out[i] = math.exp(lf)
+                out[i] = math.exp(lf)
         return out
 
     def observed(
-        self, model: str, keys: Mapping[str, int], n: int, groups: Sequence[str] | None = None
+        self,
+        model: str,
+        keys: Mapping[str, int],
+        n: int,
+        groups: Sequence[str] | None = None,
+        batch: int | None = None,
     ) -> np.ndarray:
-        """Devices with an observation of this model, on them or (with `groups`) on a device
-        of their group."""
-        seen = {keys[k] for q in QUANTILES for k in self.table.get((model, q), {}) if k in keys}
+        """Devices with an observation of this model (at `batch`, when given), on them or
+        (with `groups`) on a device of their group."""
+        seen = {
+            keys[k] for q in QUANTILES for k in self.table.get((model, batch, q), {}) if k in keys
+        }
         out = np.zeros(n, dtype=bool)
         if not seen:
             return out
@@ -95,9 +120,11 @@ class Corrections:
         predicted_ms: float,
         observed_ms: float,
         quantile: str = "p99",
+        batch: int | None = None,
     ) -> Corrections:
-        """Fold in one observation. `predicted_ms` is the network's raw (uncorrected) figure.
-        The first observation of a pair is taken whole (there is nothing to smooth against)."""
+        """Fold in one observation, into the model's correction and (with `batch`) the
+        batch's. `predicted_ms` is the network's raw (uncorrected) figure. The first
+        observation of a pair is taken whole (there is nothing to smooth against)."""
         if quantile not in QUANTILES:
             raise ValueError(f"quantile {quantile!r}: one of {', '.join(QUANTILES)}")
         if not (predicted_ms > 0 and observed_ms > 0):
@@ -106,12 +133,12 @@ class Corrections:
             return self
         limit = math.log(self.bound)
         target = min(max(math.log(observed_ms / predicted_ms), -limit), limit)
-        key = (model, quantile)
-        old = self.log_factor(model, device, quantile)
-        seen = device in self.table.get(key, {})
-        new = target if not seen else (1 - self.alpha) * old + self.alpha * target
-        per_device = dict(self.table.get(key, {}))
-        per_device[device] = new
         table = dict(self.table)
-        table[key] = MappingProxyType(per_device)
+        batches = [None] if batch is None else [None, batch]
+        for key in [(model, b, quantile) for b in batches]:
+            per_device = dict(table.get(key, {}))
+            old = per_device.get(device)
+            new = target if old is None else (1 - self.alpha) * old + self.alpha * target
+            per_device[device] = new
+            table[key] = MappingProxyType(per_device)
         return Corrections(MappingProxyType(table), self.alpha, self.bound)

@@ -393,7 +393,7 @@ def simulate(
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[Outcome, ...]:
     """Run one policy over one stream. Policies with an `observe(model, device, predicted_ms,
-    observed_ms, quantile)` method get the true p50 and p99 of each deployment they place, as
+    observed_ms, quantile, batch)` method get the true p50 and p99 of each deployment they place, as
     its worker would report them."""
     sim = _SimFleet(profiles, catalog, DeviceCondition(origin=origin))
     departures: list[tuple[float, int, int]] = []  # (time, arrival id, device)
@@ -418,9 +418,9 @@ def simulate(
                 live[a.id] = d
                 heapq.heappush(departures, (a.t + a.lifetime, a.id, chosen.index))
                 if observe is not None and chosen.p99_ms is not None:
-                    observe(a.model, chosen.key, chosen.p99_ms, d.p99_ms)
+                    observe(a.model, chosen.key, chosen.p99_ms, d.p99_ms, batch=a.batch)
                     if chosen.p50_ms is not None:
-                        observe(a.model, chosen.key, chosen.p50_ms, d.p50_ms, "p50")
+                        observe(a.model, chosen.key, chosen.p50_ms, d.p50_ms, "p50", a.batch)
         decided.append((d, placed, elapsed_ms))
     return tuple(
         Outcome(

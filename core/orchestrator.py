@@ -129,6 +129,7 @@ def _candidate(rec: Recommendation, c: Candidate) -> dict[str, Any]:
         "p50_ms": c.p50_ms,
         "p99_ms": c.p99_ms,
         "confidence": c.confidence,
+        "trial": c.trial,
     }
 
 

@@ -311,6 +311,9 @@ class Candidate:
     confidence: float | None
     reason: str
     score: float | None = None  # the policy's ranking value (lower is better for learned)
+    # Predicted to miss the SLO, offered because the prediction is too unsure to refuse on
+    # and no device is predicted to meet it (core.recommend, DecisionSettings.trial_sigmas).
+    trial: bool = False
 
     @property
     def key(self) -> str:
@@ -398,6 +401,7 @@ class Recommendation:
                     "p99_ms": _num(c.p99_ms),
                     "confidence": _num(c.confidence),
                     "score": _num(c.score),
+                    "trial": c.trial,
                     "reason": c.reason,
                 }
                 for c in self.candidates

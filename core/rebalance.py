@@ -149,14 +149,16 @@ def plan_rebalance(
     factor = np.ones((len(deps), n_dev))
     factor50 = np.ones((len(deps), n_dev))
     if corrections is not None:
-        by_model: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        by_model: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         for k, d in enumerate(deps):
-            if d.model not in by_model:
-                by_model[d.model] = (
-                    corrections.factors(d.model, fleet.index, n_dev, "p99", fleet.groups),
-                    corrections.factors(d.model, fleet.index, n_dev, "p50", fleet.groups),
+            key = (d.model, d.batch)
+            if key not in by_model:
+                g = fleet.groups
+                by_model[key] = (
+                    corrections.factors(d.model, fleet.index, n_dev, "p99", g, d.batch),
+                    corrections.factors(d.model, fleet.index, n_dev, "p50", g, d.batch),
                 )
-            factor[k], factor50[k] = by_model[d.model]
+            factor[k], factor50[k] = by_model[key]
 
     kinds = [s.features.kind for s in fleet.slots]
     mem = np.array(
@@ -332,8 +334,8 @@ def _current(
         pred = predictor.predict(np.stack(rows))
         for m, k in enumerate(missing):
             d = deps[k]
-            f50 = corrections.factor(d.model, d.key, "p50") if corrections else 1.0
-            f99 = corrections.factor(d.model, d.key, "p99") if corrections else 1.0
+            f50 = corrections.factor(d.model, d.key, "p50", d.batch) if corrections else 1.0
+            f99 = corrections.factor(d.model, d.key, "p99", d.batch) if corrections else 1.0
             if np.isnan(p50[k]):
                 p50[k] = float(pred.p50_ms[m]) * f50
             if np.isnan(p99[k]):

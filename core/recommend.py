@@ -26,7 +26,7 @@ rejected devices.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -51,6 +51,7 @@ from edgetop.core.placement import (
     offered_util,
     set_mix,
 )
+from edgetop.models.predictor import CONFIDENCE_SCALE
 from edgetop.models.schedfeatures import FEATURE_NAMES, CoRunner, DeviceFeatures, feature_matrix
 
 __all__ = [
@@ -86,9 +87,21 @@ class DecisionSettings:
     origin: str = "edge"  # where queries come from (the transfer in predicted latency)
     observed_confidence: float = 0.8  # confidence where the model was seen running
     max_scored: int | None = 256  # devices the network scores per decision (None: all)
+    # When no device is predicted to meet the SLO with headroom, offer as a trial a device
+    # whose optimistic p99 (this many ensemble standard deviations below the prediction)
+    # meets it: an uncertain prediction is settled by the first run's latency, where a
+    # refusal would learn nothing. None: never.
+    trial_sigmas: float | None = 1.0
+    trial_confidence: float = 0.5  # only where the ensemble's confidence is below this
 
     def headroom(self, confidence: np.ndarray) -> np.ndarray:
         return self.margin + (1.0 - np.clip(confidence, 0.0, 1.0)) * self.uncertainty
+
+    def optimistic(self, p99_ms: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """The trial bound: p99 that many ensemble spreads lower (the spread read back from
+        the confidence, exp(-CONFIDENCE_SCALE x std of log p99))."""
+        spread = -np.log(np.clip(confidence, 1e-9, 1.0)) / CONFIDENCE_SCALE
+        return p99_ms * np.exp(-(self.trial_sigmas or 0.0) * spread)
 
 
 DEFAULT_SETTINGS = DecisionSettings()
@@ -161,17 +174,17 @@ class _Scored:
 
 
 def _corrections(
-    model: str, fleet: Fleet, corrections: Corrections | None
+    model: str, batch: int, fleet: Fleet, corrections: Corrections | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(p99 factor, p50 factor, observed) per device."""
+    """(p99 factor, p50 factor, observed at this batch) per device."""
     n = len(fleet)
     if corrections is None:
         return np.ones(n), np.ones(n), np.zeros(n, dtype=bool)
     g = fleet.groups
     return (
-        corrections.factors(model, fleet.index, n, "p99", g),
-        corrections.factors(model, fleet.index, n, "p50", g),
-        corrections.observed(model, fleet.index, n, g),
+        corrections.factors(model, fleet.index, n, "p99", g, batch),
+        corrections.factors(model, fleet.index, n, "p50", g, batch),
+        corrections.observed(model, fleet.index, n, g, batch),
     )
 
 
@@ -212,7 +225,7 @@ def _score(
     p50 = np.full(n, np.nan)
     p99 = np.full(n, np.nan)
     confidence = np.zeros(n)
-    factor, factor50, observed = _corrections(request.model, fleet, corrections)
+    factor, factor50, observed = _corrections(request.model, request.batch, fleet, corrections)
     if live.size:
         pred = predictor.predict(x[live])
         p50[live] = pred.p50_ms * factor50[live]
@@ -316,7 +329,7 @@ def _harm_reasons(
     for i, key, _, deps in groups:
         for dep in deps:
             assert dep.slo_ms is not None
-            f = corrections.factor(dep.model, key) if corrections else 1.0
+            f = corrections.factor(dep.model, key, batch=dep.batch) if corrections else 1.0
             p99 = float(pred.p99_ms[k]) * f
             if i not in harm and p99 * (1.0 + float(headroom[k])) > dep.slo_ms:
                 harm[i] = (
@@ -403,23 +416,36 @@ def recommend(
     if len(fleet) == 0:
         return Recommendation(policy, request, (), ())
     s = _score(request, fleet, predictor, corrections, settings)
-    ok = np.flatnonzero(s.code == _OK)
-    order = ok[np.argsort(s.score[ok], kind="stable")]
-    kept: list[int] = []
     harmed: dict[int, str] = {}
-    start = 0
-    while len(kept) < settings.top and start < len(order):
-        chunk = [int(i) for i in order[start : start + settings.top - len(kept)]]
-        start += len(chunk)
-        if settings.check_neighbours:
-            harmed.update(
-                _neighbour_harm(request, fleet, s, chunk, predictor, corrections, settings)
-            )
-        kept.extend(i for i in chunk if i not in harmed)
-    candidates = tuple(_candidate(request, fleet, s, i) for i in kept)
+
+    def best(eligible: np.ndarray) -> list[int]:
+        """Up to `top` of `eligible` by the objective, skipping devices whose residents the
+        request would push past their SLOs (into `harmed`)."""
+        order = eligible[np.argsort(s.score[eligible], kind="stable")]
+        kept: list[int] = []
+        start = 0
+        while len(kept) < settings.top and start < len(order):
+            chunk = [int(i) for i in order[start : start + settings.top - len(kept)]]
+            start += len(chunk)
+            if settings.check_neighbours:
+                harmed.update(
+                    _neighbour_harm(request, fleet, s, chunk, predictor, corrections, settings)
+                )
+            kept.extend(i for i in chunk if i not in harmed)
+        return kept
+
+    kept = best(np.flatnonzero(s.code == _OK))
+    trials: list[int] = []
+    if not kept and settings.trial_sigmas is not None:
+        missed = np.flatnonzero((s.code == _SLO) & (s.confidence < settings.trial_confidence))
+        optimistic = settings.optimistic(s.p99[missed], s.confidence[missed])
+        trials = best(missed[optimistic <= request.slo_ms])
+    candidates = tuple(_candidate(request, fleet, s, i) for i in kept) + tuple(
+        _trial(request, fleet, s, i, settings) for i in trials
+    )
     rejected_idx = np.flatnonzero(s.code != _OK).tolist()
-    if harmed:
-        rejected_idx = sorted([*rejected_idx, *harmed])
+    if harmed or trials:
+        rejected_idx = sorted({*rejected_idx, *harmed} - set(trials))
 
     def reason(i: int) -> str:
         return harmed.get(i) or _rejection(request, fleet, s, i, settings)
@@ -456,6 +482,22 @@ def _candidate(request: Request, fleet: Fleet, s: _Scored, i: int) -> Candidate:
         reason="".join(parts),
         score=float(s.score[i]),
     )
+
+
+def _trial(
+    request: Request, fleet: Fleet, s: _Scored, i: int, settings: DecisionSettings
+) -> Candidate:
+    """A device offered although its predicted p99 misses the SLO: the ensemble is unsure
+    enough that it may well meet it, and nothing else is predicted to."""
+    c = _candidate(request, fleet, s, i)
+    low = float(settings.optimistic(s.p99[i : i + 1], s.confidence[i : i + 1])[0])
+    reason = (
+        f"trial: p99 {fmt_ms(float(s.p99[i]))} ms predicted > SLO {fmt_ms(request.slo_ms)} ms, "
+        f"but unsure (confidence {s.confidence[i]:.2f}; {settings.trial_sigmas:g} ensemble "
+        f"spread lower: {fmt_ms(low)} ms) and no device is predicted to meet it; the first "
+        "run's latency settles it"
+    )
+    return replace(c, reason=reason, trial=True)
 
 
 def _rejection(
@@ -512,14 +554,14 @@ def observed_corrections(
             )
             device = set_mix(device, [_others(slot.deployments, dep, slot.features, origin)])
             rows.append(feature_matrix(dep.workload, dep.batch, device, dep.qps)[0])
-            seen.append((dep.model, slot.key, dep.p50_ms, dep.p99_ms))
+            seen.append((dep.model, dep.batch, slot.key, dep.p50_ms, dep.p99_ms))
     if not rows:
         return out
     pred = predictor.predict(np.stack(rows))
-    for k, (model, key, p50, p99) in enumerate(seen):
-        out = out.observe(model, key, float(pred.p99_ms[k]), p99)
+    for k, (model, batch, key, p50, p99) in enumerate(seen):
+        out = out.observe(model, key, float(pred.p99_ms[k]), p99, batch=batch)
         if p50:
-            out = out.observe(model, key, float(pred.p50_ms[k]), p50, "p50")
+            out = out.observe(model, key, float(pred.p50_ms[k]), p50, "p50", batch)
     return out
 
 
@@ -549,8 +591,11 @@ class LearnedPolicy:
         predicted_ms: float,
         observed_ms: float,
         quantile: str = "p99",
+        batch: int | None = None,
     ) -> None:
-        """A deployment it placed reports `observed_ms` where it predicted `predicted_ms` (its
-        candidate's figure, with the correction of the time applied)."""
-        raw = predicted_ms / self.corrections.factor(model, device, quantile)
-        self.corrections = self.corrections.observe(model, device, raw, observed_ms, quantile)
+        """A deployment it placed (at `batch`) reports `observed_ms` where it predicted
+        `predicted_ms` (its candidate's figure, with the correction of the time applied)."""
+        raw = predicted_ms / self.corrections.factor(model, device, quantile, batch)
+        self.corrections = self.corrections.observe(
+            model, device, raw, observed_ms, quantile, batch
+        )

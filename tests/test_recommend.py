@@ -211,11 +211,15 @@ def test_low_confidence_needs_more_headroom() -> None:
     assert rejected.reason == (
         "predicted p99 9 ms too close to SLO 11 ms (55% headroom needed at confidence 0.10)"
     )
-    # Once the model was seen running there, the observation stands for confidence.
-    seen = Corrections().observe("resnet50", "unsure/gpu0", 9.0, 9.0)
+    # Once the model was seen running there at this batch, the observation stands for
+    # confidence; seen at another batch, it does not (the error may change with the batch).
+    seen = Corrections().observe("resnet50", "unsure/gpu0", 9.0, 9.0, batch=1)
     rec = recommend(request(slo=11.0), fleet, Scripted(table), seen, settings)
     assert hosts(rec) == ["sure", "unsure"]
     assert rec.candidates[1].confidence == pytest.approx(0.8)
+    elsewhere = Corrections().observe("resnet50", "unsure/gpu0", 9.0, 9.0, batch=8)
+    rec = recommend(request(slo=11.0), fleet, Scripted(table), elsewhere, settings)
+    assert hosts(rec) == ["sure"]
 
 
 def test_busy_device_rejected_by_offered_load() -> None:
@@ -282,6 +286,54 @@ def test_corrections_ewma_in_log_space_and_bounded() -> None:
     wild = Corrections().observe("m", "h/gpu0", 1.0, 1e6)
     assert wild.factor("m", "h/gpu0") == pytest.approx(4.0)
     assert Corrections().observe("m", "h/gpu0", 0.0, 5.0) == Corrections()
+
+
+def test_corrections_per_batch_override_the_models() -> None:
+    keys = {"a/gpu0": 0, "b/gpu0": 1, "c/gpu0": 2}
+    groups = ("a100-40gb", "a100-40gb", "jetson-agx-xavier")
+    c = Corrections().observe("m", "a/gpu0", 10.0, 20.0, batch=1)
+    c = c.observe("m", "c/gpu0", 10.0, 5.0, batch=32)
+    # At batch 32: c's own; a and b (never run at 32) the model's over all batches, a's own
+    # and b's by its group.
+    assert c.factors("m", keys, 3, "p99", groups, batch=32).tolist() == pytest.approx(
+        [2.0, 2.0, 0.5]
+    )
+    c = c.observe("m", "b/gpu0", 10.0, 40.0, batch=32)
+    # b at 32 now speaks for its group at 32, over a's observation at batch 1.
+    assert c.factors("m", keys, 3, "p99", groups, batch=32).tolist() == pytest.approx(
+        [4.0, 4.0, 0.5]
+    )
+    assert c.factor("m", "a/gpu0", batch=32) == pytest.approx(2.0)  # a's own: the model's
+    assert c.factor("m", "b/gpu0", batch=32) == pytest.approx(4.0)
+    assert c.factor("m", "c/gpu0", batch=8) == pytest.approx(0.5)  # unseen batch: the model's
+    assert c.observed("m", keys, 3, groups, batch=32).tolist() == [True, True, True]
+    assert c.observed("m", keys, 3, groups, batch=1).tolist() == [True, True, False]
+    assert c.observed("m", keys, 3, groups, batch=8).tolist() == [False, False, False]
+
+
+def test_an_unsure_miss_is_offered_as_a_trial_when_nothing_else_fits() -> None:
+    # Predicted 12 ms against an SLO of 11: refused when sure; offered as a trial at
+    # confidence 0.2 (spread 0.16: 10.2 ms one spread lower), marked as such.
+    fleet = Fleet.build([slot("unsure", 50.0), slot("slow", 10.0)])
+    table = {50.0: (10.0, 12.0, 0.2), 10.0: (30.0, 40.0, 0.2)}
+    rec = recommend(request(slo=11.0), fleet, Scripted(table))
+    assert hosts(rec) == ["unsure"]
+    (trial,) = rec.candidates
+    assert trial.trial and trial.p99_ms == pytest.approx(12.0)
+    assert trial.reason.startswith("trial: p99 12 ms predicted > SLO 11 ms")
+    assert "(confidence 0.20; 1 ensemble spread lower: 10 ms)" in trial.reason
+    assert rec.to_dict()["candidates"][0]["trial"] is True
+    assert [r.host for r in rec.rejected] == ["slow"]  # 40 ms is out of reach even so
+    # Sure of the miss, or trials turned off: refused.
+    sure = {50.0: (10.0, 12.0, 0.9), 10.0: (30.0, 40.0, 0.9)}
+    assert recommend(request(slo=11.0), fleet, Scripted(sure)).candidates == ()
+    off = DecisionSettings(trial_sigmas=None)
+    assert recommend(request(slo=11.0), fleet, Scripted(table), settings=off).candidates == ()
+    # A device predicted to meet the SLO takes it; no trial beside it.
+    both = Fleet.build([slot("unsure", 50.0), slot("fits", 100.0)])
+    table[100.0] = (2.0, 5.0, 0.9)
+    rec = recommend(request(slo=11.0), both, Scripted(table))
+    assert hosts(rec) == ["fits"] and not rec.candidates[0].trial
 
 
 def test_learned_policy_observes() -> None:

@@ -41,6 +41,8 @@ def recommendation_text(p: PendingRequest) -> Group | Text:
         line.append(f"  p99 {_p99(c.p99_ms)}", style="red" if misses else "")
         if c.confidence is not None:
             line.append(f"  conf {c.confidence:.2f}", style="dim")
+        if c.trial:
+            line.append("  trial", style="bold yellow")
         lines.append(line)
         lines.append(Text(f"   {c.reason[:REASON_WIDTH]}", style="dim"))
     if len(rec.candidates) > CANDIDATES_SHOWN:
