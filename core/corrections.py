@@ -6,11 +6,12 @@ correction towards observed / predicted, as an EWMA in log space (ratios average
 geometrically), bounded so one wild measurement cannot make a device look 100x faster.
 A device never observed with a model borrows the correction of its group (same profile), and
 an observation also stands for confidence: the decision needs less headroom where the model
-has been seen running. Corrections are kept per batch size too: the network's error on a
-model can change with the batch (GPT-2 on an A100 in the simulated fleet: 1.0x at batch 2,
-1.8x at 32), so a batch observed (on the device, else on its group) takes its own factor and
-an unobserved one the model's across batches. A pure value: `observe` returns a new
-`Corrections`.
+has been seen running. A device also keeps a correction per batch size: the network's error
+on a model can change with the batch (GPT-2 on an A100 in the simulated fleet: 1.0x at batch
+2, 1.8x at 32), so a batch observed on the device takes its own factor. Its group borrows only
+the model's over all batches: spreading one batch's observation over a profile group cost 1.6
+points of success at high load in `edgetop eval` (docs/eval.md). A pure value: `observe`
+returns a new `Corrections`.
 """
 
 from __future__ import annotations
@@ -72,37 +73,33 @@ class Corrections:
         only the devices this model was observed on are touched. With `groups` (a name per
         device, e.g. its profile), a device never observed takes the geometric mean of the
         observed devices of its group: two A100s tend to be wrong the same way. With `batch`,
-        what was observed at that batch (on the device, then its group) overrides the
-        model's correction over all batches."""
+        a device observed at that batch takes its own correction for it."""
         out = np.ones(n)
-        layers = [None] if batch is None else [None, batch]
-        for b in layers:
-            entries = self.table.get((model, b, quantile), {})
-            direct = {keys[k]: lf for k, lf in entries.items() if k in keys}
-            if groups is not None and direct:
-                sums: dict[str, list[float]] = {}
-                for i, lf in direct.items():
-                    sums.setdefault(groups[i], []).append(lf)
-                means = {g: math.exp(sum(v) / len(v)) for g, v in sums.items()}
-                for i, g in enumerate(groups):
-                    if g in means:
-                        out[i] = means[g]
+        entries = self.table.get((model, None, quantile), {})
+        direct = {keys[k]: lf for k, lf in entries.items() if k in keys}
+        if groups is not None and direct:
+            sums: dict[str, list[float]] = {}
             for i, lf in direct.items():
-                out[i] = math.exp(lf)
+                sums.setdefault(groups[i], []).append(lf)
+            means = {g: math.exp(sum(v) / len(v)) for g, v in sums.items()}
+            for i, g in enumerate(groups):
+                if g in means:
+                    out[i] = means[g]
+        for i, lf in direct.items():
+            out[i] = math.exp(lf)
+        if batch is not None:
+            for k, lf in self.table.get((model, batch, quantile), {}).items():
+                if k in keys:
+                    out[keys[k]] = math.exp(lf)
         return out
 
     def observed(
-        self,
-        model: str,
-        keys: Mapping[str, int],
-        n: int,
-        groups: Sequence[str] | None = None,
-        batch: int | None = None,
+        self, model: str, keys: Mapping[str, int], n: int, groups: Sequence[str] | None = None
     ) -> np.ndarray:
-        """Devices with an observation of this model (at `batch`, when given), on them or
-        (with `groups`) on a device of their group."""
+        """Devices with an observation of this model, on them or (with `groups`) on a device
+        of their group."""
         seen = {
-            keys[k] for q in QUANTILES for k in self.table.get((model, batch, q), {}) if k in keys
+            keys[k] for q in QUANTILES for k in self.table.get((model, None, q), {}) if k in keys
         }
         out = np.zeros(n, dtype=bool)
         if not seen:

@@ -176,7 +176,7 @@ class _Scored:
 def _corrections(
     model: str, batch: int, fleet: Fleet, corrections: Corrections | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(p99 factor, p50 factor, observed at this batch) per device."""
+    """(p99 factor, p50 factor, observed) per device."""
     n = len(fleet)
     if corrections is None:
         return np.ones(n), np.ones(n), np.zeros(n, dtype=bool)
@@ -184,7 +184,7 @@ def _corrections(
     return (
         corrections.factors(model, fleet.index, n, "p99", g, batch),
         corrections.factors(model, fleet.index, n, "p50", g, batch),
-        corrections.observed(model, fleet.index, n, g, batch),
+        corrections.observed(model, fleet.index, n, g),
     )
 
 
