@@ -78,7 +78,7 @@ BENCHMARK_WORKLOADS: Mapping[str, str] = {
     "dlrm-99": "dlrm",
 }
 UNCOVERED_BENCHMARKS: Mapping[str, str] = {
-    "ssd-mobilenet": "not in the workload zoo",
+    "ssd-mobilenet": "not a calibration target (detectors are fitted on ssd-resnet34)",
     "retinanet": "not in the workload zoo",
     "bert-99.9": "99.9% accuracy runs FP16; simulated deployments are INT8",
 }

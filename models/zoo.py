@@ -88,6 +88,7 @@ from edgetop.models.nets import bert as bert_net
 from edgetop.models.nets import dlrm as dlrm_net
 from edgetop.models.nets import gpt2 as gpt2_net
 from edgetop.models.nets import ssd as ssd_net
+from edgetop.models.nets import ssd_mobilenet as ssd_mobilenet_net
 from edgetop.models.nets import yolov5 as yolo_net
 from edgetop.models.nets.base import zip_strict
 from edgetop.models.nets.mobilenet import MobileNetV2
@@ -288,6 +289,17 @@ def _catalog() -> dict[str, ModelSpec]:
             lambda **_: ssd_net.SSDResNet34(),
             _image(normalized=True),
             _image_check(ssd_net.MIN_IMAGE_SIZE),
+        ),
+        ModelSpec(
+            "ssd-mobilenet",
+            "detector",
+            "SSD with a MobileNet-v1 trunk at 300x300, COCO 91 classes (MLPerf ssd-small); "
+            "raw loc/conf outputs, no NMS",
+            image_desc(300),
+            {"image_size": 300},
+            lambda **_: ssd_mobilenet_net.SSDMobileNetV1(),
+            _image(normalized=True),
+            _image_check(ssd_mobilenet_net.MIN_IMAGE_SIZE),
         ),
         ModelSpec(
             "dlrm",

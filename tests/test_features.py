@@ -86,6 +86,7 @@ def test_models_command_lists_the_catalog(capsys: pytest.CaptureFixture[str]) ->
         "bert-base",
         "bert-large",
         "ssd-resnet34",
+        "ssd-mobilenet",
         "dlrm",
         "gpt2",
         "gpt2-medium",
