@@ -88,11 +88,12 @@ class DecisionSettings:
     observed_confidence: float = 0.8  # confidence where the model was seen running
     max_scored: int | None = 256  # devices the network scores per decision (None: all)
     # When no device is predicted to meet the SLO with headroom, offer as a trial a device
-    # whose optimistic p99 (this many ensemble standard deviations below the prediction)
-    # meets it: an uncertain prediction is settled by the first run's latency, where a
-    # refusal would learn nothing. None: never.
+    # predicted to meet it without the headroom, or, where the ensemble is unsure (confidence
+    # under trial_confidence), one whose p99 this many ensemble standard deviations lower
+    # meets it: a refusal would learn nothing, the first run's latency settles the question.
+    # None: never.
     trial_sigmas: float | None = 1.0
-    trial_confidence: float = 0.5  # only where the ensemble's confidence is below this
+    trial_confidence: float = 0.5
 
     def headroom(self, confidence: np.ndarray) -> np.ndarray:
         return self.margin + (1.0 - np.clip(confidence, 0.0, 1.0)) * self.uncertainty
@@ -437,9 +438,11 @@ def recommend(
     kept = best(np.flatnonzero(s.code == _OK))
     trials: list[int] = []
     if not kept and settings.trial_sigmas is not None:
-        missed = np.flatnonzero((s.code == _SLO) & (s.confidence < settings.trial_confidence))
+        missed = np.flatnonzero(s.code == _SLO)
         optimistic = settings.optimistic(s.p99[missed], s.confidence[missed])
-        trials = best(missed[optimistic <= request.slo_ms])
+        unsure = s.confidence[missed] < settings.trial_confidence
+        meets = s.p99[missed] <= request.slo_ms
+        trials = best(missed[meets | (unsure & (optimistic <= request.slo_ms))])
     candidates = tuple(_candidate(request, fleet, s, i) for i in kept) + tuple(
         _trial(request, fleet, s, i, settings) for i in trials
     )
@@ -487,16 +490,23 @@ def _candidate(request: Request, fleet: Fleet, s: _Scored, i: int) -> Candidate:
 def _trial(
     request: Request, fleet: Fleet, s: _Scored, i: int, settings: DecisionSettings
 ) -> Candidate:
-    """A device offered although its predicted p99 misses the SLO: the ensemble is unsure
-    enough that it may well meet it, and nothing else is predicted to."""
+    """A device offered although its prediction does not clear the SLO with headroom (or at
+    all, where the ensemble is unsure), because no device does."""
     c = _candidate(request, fleet, s, i)
-    low = float(settings.optimistic(s.p99[i : i + 1], s.confidence[i : i + 1])[0])
-    reason = (
-        f"trial: p99 {fmt_ms(float(s.p99[i]))} ms predicted > SLO {fmt_ms(request.slo_ms)} ms, "
-        f"but unsure (confidence {s.confidence[i]:.2f}; {settings.trial_sigmas:g} ensemble "
-        f"spread lower: {fmt_ms(low)} ms) and no device is predicted to meet it; the first "
-        "run's latency settles it"
-    )
+    p99, slo, conf = float(s.p99[i]), request.slo_ms, float(s.confidence[i])
+    if p99 <= slo:
+        headroom = float(settings.headroom(s.confidence[i : i + 1])[0])
+        why = (
+            f"p99 {fmt_ms(p99)} ms predicted, within the SLO {fmt_ms(slo)} ms but not with "
+            f"the {headroom:.0%} headroom asked at confidence {conf:.2f}"
+        )
+    else:
+        low = float(settings.optimistic(s.p99[i : i + 1], s.confidence[i : i + 1])[0])
+        why = (
+            f"p99 {fmt_ms(p99)} ms predicted > SLO {fmt_ms(slo)} ms, but unsure (confidence "
+            f"{conf:.2f}; {settings.trial_sigmas:g} ensemble spread lower: {fmt_ms(low)} ms)"
+        )
+    reason = f"trial: {why}; no device clears it, and the first run's latency settles it"
     return replace(c, reason=reason, trial=True)
 
 

@@ -320,6 +320,13 @@ def test_an_unsure_miss_is_offered_as_a_trial_when_nothing_else_fits() -> None:
     assert "(confidence 0.20; 1 ensemble spread lower: 10 ms)" in trial.reason
     assert rec.to_dict()["candidates"][0]["trial"] is True
     assert [r.host for r in rec.rejected] == ["slow"]  # 40 ms is out of reach even so
+    # Predicted within the SLO but short of the headroom: a trial at any confidence.
+    close = {50.0: (90.0, 98.0, 0.9), 10.0: (300.0, 400.0, 0.9)}
+    (trial,) = recommend(request(slo=100.0), fleet, Scripted(close)).candidates
+    assert trial.trial and trial.reason.startswith(
+        "trial: p99 98 ms predicted, within the SLO 100 ms but not with the 4% headroom asked "
+        "at confidence 0.90; no device clears it"
+    )
     # Sure of the miss, or trials turned off: refused.
     sure = {50.0: (10.0, 12.0, 0.9), 10.0: (30.0, 40.0, 0.9)}
     assert recommend(request(slo=11.0), fleet, Scripted(sure)).candidates == ()
