@@ -146,6 +146,7 @@ class EvalConfig:
     fleet: tuple[str, ...] = DEFAULT_FLEET
     requests: int = 1000  # per seed and load level
     seeds: int = 5
+    first_seed: int = 0  # seeds first_seed .. first_seed + seeds - 1 (a fresh set: any other)
     loads: tuple[tuple[str, float], ...] = LOADS
     seen_models: tuple[str, ...] = SEEN_MODELS
     unseen_models: tuple[str, ...] = UNSEEN_MODELS
@@ -514,6 +515,7 @@ class EvalResult:
                 "fleet": list(c.fleet),
                 "requests_per_run": c.requests,
                 "seeds": c.seeds,
+                "first_seed": c.first_seed,
                 "loads": dict(c.loads),
                 "seen_models": list(c.seen_models),
                 "unseen_models": list(c.unseen_models),
@@ -550,7 +552,7 @@ def run_evaluation(
     done = 0
     warmup = config.warmup_lifetimes * config.mean_lifetime_s
     for load_name, load in config.loads:
-        for seed in range(config.seeds):
+        for seed in range(config.first_seed, config.first_seed + config.seeds):
             stream = make_stream(config, catalog, seed, load, fw)
             for name, factory in factories.items():
                 outcomes = simulate(factory(seed), stream, profiles, catalog, config.origin)

@@ -44,6 +44,23 @@ def test_quick_eval_writes_every_policy(
     assert out.count("| learned |") == 5  # four loads and the summary
 
 
+def test_first_seed_gives_other_streams(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", "--quick", "--seeds", "1", "--fleet", "a100-40gb,jetson-agx-xavier*2"]
+    runs = []
+    for first in ("0", "7", "7"):
+        out_file = tmp_path / f"eval-{first}.json"
+        assert main([*argv, "--first-seed", first, "--json", str(out_file)]) == 0
+        runs.append(json.loads(out_file.read_text()))
+    assert "(seeds 7-7)" in capsys.readouterr().out
+    assert runs[1]["experiment"]["first_seed"] == 7
+    oracle = [r["policies"]["oracle"]["by_load"]["high"]["success"] for r in runs]
+    assert oracle[0] != oracle[1] and oracle[1] == oracle[2]
+    assert main([*argv, "--first-seed", "-1"]) == 2
+    assert "--first-seed must be at least 0, got -1" in capsys.readouterr().err
+
+
 def test_bad_fleet_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--fleet", "a100-40gb*x"]) == 2
     err = capsys.readouterr().err.strip()

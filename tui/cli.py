@@ -215,6 +215,13 @@ def _add_scheduler_commands(commands: Any, common: argparse.ArgumentParser) -> N
     evaluate.add_argument("--quick", action="store_true", help="a run that fits in a minute")
     evaluate.add_argument("--seeds", type=int, default=5, help="independent runs (default 5)")
     evaluate.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="simulated run: seeds N .. N+seeds-1 (default 0; another N gives fresh streams)",
+    )
+    evaluate.add_argument(
         "--fleet",
         metavar="SPEC",
         help="simulated fleet, e.g. a100-40gb*2,v100-16gb,jetson-agx-xavier*3 (the default)",

@@ -78,7 +78,9 @@ def cmd_eval(args: argparse.Namespace, out: Console, err: Console) -> int:
             return bad(f"--fleet: {exc}")
     if args.seeds < 1:
         return bad(f"--seeds must be at least 1, got {args.seeds}")
-    config = EvalConfig(fleet=config.fleet, seeds=args.seeds)
+    if args.first_seed < 0:
+        return bad(f"--first-seed must be at least 0, got {args.first_seed}")
+    config = EvalConfig(fleet=config.fleet, seeds=args.seeds, first_seed=args.first_seed)
     if args.quick:
         config = quick(config)
     try:
@@ -582,7 +584,8 @@ def markdown(result: EvalResult, predictor_version: str) -> str:
     ]
     lines = [
         f"Simulated fleet: {', '.join(_counted(c.fleet))}; {c.requests} requests per run, "
-        f"{c.seeds} seed(s) per load; mean ± 95% CI over seeds. Predictor {predictor_version}.",
+        f"{c.seeds} seed(s) per load (seeds {c.first_seed}-{c.first_seed + c.seeds - 1}); "
+        f"mean ± 95% CI over seeds. Predictor {predictor_version}.",
         "success = placed and SLO met for life, among feasible requests (those some device of "
         "the fleet could serve when idle); raw = among all requests; violated = placed "
         "deployments that missed their SLO; p50/p99 = geometric means over placed deployments "
