@@ -172,3 +172,15 @@ def test_state_dir_before_the_command_works_too(
     argv = ["--state-dir", str(state), "deploy", "resnet50", "--batch", "1", "--slo", "100"]
     assert main([*argv, "--host", "a100-1", "--hosts", str(hosts)]) == 0
     assert [d.id for d in StateStore(state).load()] == ["resnet50-1"]
+
+
+def test_the_decision_line_says_a_trial_was_followed() -> None:
+    from edgetop.tui.deploy_commands import _decision_line
+
+    followed = {"host": "a1", "device": "gpu0", "p99_ms": 5.0, "confidence": 0.3, "trial": True}
+    assert _decision_line("accept", {"followed": followed}) == (
+        "followed the recommendation: a1/gpu0 (predicted p99 5 ms, confidence 0.30, a trial: "
+        "not cleared with headroom)"
+    )
+    followed["trial"] = False
+    assert _decision_line("accept", {"followed": followed}).endswith("confidence 0.30)")

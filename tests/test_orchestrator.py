@@ -333,6 +333,10 @@ def test_recommendation_detail_says_what_was_followed_or_overridden() -> None:
     assert action == "override" and detail["overrode"]["host"] == "a100-1"
     assert warning is not None and "misses the 500 ms SLO" in warning
     assert recommendation_detail(None, A100)[0] == "deploy"
+    # A trial is followed like any candidate, and the audit log says it was one.
+    trial = Candidate("a100-1", "gpu0", 0, 3.0, 5.0, 0.3, "trial: ...", trial=True)
+    action, detail, _ = recommendation_detail(Recommendation("learned", request(), (trial,)), A100)
+    assert action == "accept" and detail["followed"]["trial"] is True
 
 
 # -- a real worker on this machine -------------------------------------------------------------

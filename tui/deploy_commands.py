@@ -190,7 +190,8 @@ def _decision_line(action: str, detail: dict[str, Any]) -> str:
     def pred(c: dict[str, Any]) -> str:
         conf = "" if c.get("confidence") is None else f", confidence {c['confidence']:.2f}"
         p99 = "-" if c.get("p99_ms") is None else f"{fmt_ms(c['p99_ms'])} ms"
-        return f"{c['host']}/{c['device']} (predicted p99 {p99}{conf})"
+        trial = ", a trial: not cleared with headroom" if c.get("trial") else ""
+        return f"{c['host']}/{c['device']} (predicted p99 {p99}{conf}{trial})"
 
     if action == "accept":
         return f"followed the recommendation: {pred(detail['followed'])}"
