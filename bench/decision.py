@@ -63,7 +63,7 @@ DECISION_TARGET_MS = 2.0
 REBALANCE_TARGET_MS = 1000.0
 BOUNDS = {"resnet50": 15.0, "bert-large": 130.0, "bert-base": 130.0, "ssd-resnet34": 100.0,
           "dlrm": 30.0, "gpt2": 130.0, "gpt2-medium": 130.0, "yolov5s": 100.0,
-          "yolov5m": 100.0, "mobilenetv2": 15.0}  # fmt: skip
+          "yolov5m": 100.0, "mobilenetv2": 15.0, "ssd-mobilenet": 50.0}  # fmt: skip
 
 
 def predictor() -> tuple[Any, str]:

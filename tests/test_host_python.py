@@ -521,6 +521,7 @@ SMALL = {
     "resnet50": {"image_size": 32},
     "mobilenetv2": {"image_size": 32},
     "ssd-resnet34": {"image_size": 385},
+    "ssd-mobilenet": {"image_size": 64},
     "yolov5s": {"image_size": 64},
     "yolov5m": {"image_size": 64},
     "dlrm": {"rows_scale": 1e-5},
