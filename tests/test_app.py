@@ -253,3 +253,22 @@ async def test_table_joins_the_state_with_the_live_readings(tmp_path: Path) -> N
 def screen_text(app: EdgetopApp) -> str:
     """What the terminal shows, as plain text."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def test_the_recommendation_panel_marks_a_trial() -> None:
+    from rich.console import Console
+
+    from edgetop.core.placement import Candidate, Recommendation, Request
+    from edgetop.models.catalog import load_catalog
+    from edgetop.tui.deployments import PendingRequest
+    from edgetop.tui.recommendation import recommendation_text
+
+    request = Request("gpt2", load_catalog()["gpt2"], 32, 130.0)
+    trial = Candidate("a100-1", "gpu0", 0, 130.0, 140.0, 0.06, "trial: ...", trial=True)
+    pending = PendingRequest(
+        "p1", request, Recommendation("learned", request, (trial,)), None, False
+    )
+    console = Console(width=120, record=True)
+    console.print(recommendation_text(pending))
+    lines = console.export_text().splitlines()
+    assert any("a100-1/gpu0" in line and line.rstrip().endswith("trial") for line in lines)
