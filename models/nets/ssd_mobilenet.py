@@ -26,9 +26,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgetop.models.nets.base import ZooModel, zip_strict
+from edgetop.models.nets.base import ZooModel
 from edgetop.models.nets.mobilenet import ConvBNReLU6
-from edgetop.models.nets.ssd import ExtraBlock
+from edgetop.models.nets.ssd import DetectionHead, ExtraBlock
 
 NUM_CLASSES = 91  # 90 COCO ids and background, as the TF model
 # (output channels, stride) of MobileNet-v1's 13 depthwise-separable blocks (the paper's table 1)
@@ -72,27 +72,6 @@ class OnLast(nn.Module):
         return (*state[:-1], self.layers(state[-1]))
 
 
-class BoxPredictor(nn.Module):
-    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.loc = nn.ModuleList(
-            nn.Conv2d(c, nd * 4, 1) for c, nd in zip_strict(FEATURE_CHANNELS, DEFAULT_BOXES)
-        )
-        self.conf = nn.ModuleList(
-            nn.Conv2d(c, nd * num_classes, 1)
-            for c, nd in zip_strict(FEATURE_CHANNELS, DEFAULT_BOXES)
-        )
-
-    def forward(self, features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        b = features[0].shape[0]
-        locs = [loc(f).reshape(b, 4, -1) for f, loc in zip_strict(features, self.loc)]
-        confs = [
-            conf(f).reshape(b, self.num_classes, -1) for f, conf in zip_strict(features, self.conf)
-        ]
-        return torch.cat(locs, 2), torch.cat(confs, 2)
-
-
 class SSDMobileNetV1(ZooModel):
     def __init__(self, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
@@ -116,7 +95,7 @@ class SSDMobileNetV1(ZooModel):
             extras.append(ExtraBlock(layers))
             c_in = c_out
         self.extras = nn.ModuleList(extras)
-        self.head = BoxPredictor(num_classes)
+        self.head = DetectionHead(num_classes, FEATURE_CHANNELS, DEFAULT_BOXES, kernel=1, stride=1)
         # Fan-in initialisation keeps random-weight activations alive through the depthwise
         # convs (see mobilenet.MobileNetV2).
         for m in self.modules():
