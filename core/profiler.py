@@ -38,14 +38,29 @@ class RunOutcome:
     error: str | None = None
 
 
+MAX_DURATION_FACTOR = 10.0
+
+
 @dataclass(frozen=True)
 class SweepSettings:
     duration_s: float = 10.0
+    # A run lasts duration_s and then until min_queries have completed (a p99 needs ~100;
+    # slow batches give a handful in 10 s), but at most MAX_DURATION_FACTOR x duration_s
+    # (and an hour).
+    min_queries: int | None = None
     qps: float | None = None  # server scenario only
     model_kwargs: Mapping[str, Any] | None = None  # e.g. seq_len, image_size, rows_scale
     accept_new_hosts: bool = False
     # Declared (non-torch) models: name -> the worker spec's `declared` field (launch, query).
     declared: Mapping[str, Mapping[str, Any]] | None = None
+
+    @property
+    def max_duration_s(self) -> float:
+        """The longest a run may last."""
+        if self.min_queries is None:
+            return self.duration_s
+        # The worker keeps at most an hour of statistics (its window_s).
+        return max(self.duration_s, min(self.duration_s * MAX_DURATION_FACTOR, 3600.0))
 
 
 async def settled_view(monitor: FleetMonitor, host: str, interval: float) -> Any:
@@ -75,9 +90,12 @@ async def measure(
         "scenario": run.scenario,
         "qps": settings.qps,
         "duration_s": settings.duration_s,
-        "window_s": settings.duration_s,  # the final statistics cover the whole run
+        "window_s": settings.max_duration_s,  # the final statistics cover the whole run
         "model_kwargs": dict(settings.model_kwargs or {}),
     }
+    if settings.min_queries is not None:
+        spec["min_queries"] = settings.min_queries
+        spec["max_duration_s"] = settings.max_duration_s
     if settings.declared and run.model in settings.declared:
         spec["declared"] = dict(settings.declared[run.model])
     python = host_python(host)
@@ -91,7 +109,7 @@ async def measure(
             await deploy(
                 shell, spec, python=python, layout=PROFILE_LAYOUT, user_modules=user_modules
             )
-            info = await _wait_finished(shell, spec["id"], python, settings.duration_s)
+            info = await _wait_finished(shell, spec["id"], python, settings.max_duration_s)
         except DeployError as exc:
             return RunOutcome(run, error=str(exc))
         finally:

@@ -206,7 +206,9 @@ class Scenario:
 
     `run()` returns when `duration_s` has passed, `max_queries` have completed, or
     `should_stop()` says so (checked between queries, and while waiting for an arrival: pass
-    a `threading.Event.wait` as `sleep` so that a stop request cuts the wait short)."""
+    a `threading.Event.wait` as `sleep` so that a stop request cuts the wait short). With
+    `min_queries` a run goes on past `duration_s` until that many queries have completed, so
+    that a tail quantile rests on enough of them, but never past `max_duration_s`."""
 
     name = ""
 
@@ -236,12 +238,24 @@ class Scenario:
         duration_s: float | None = None,
         max_queries: int | None = None,
         should_stop: Callable[[], bool] | None = None,
+        min_queries: int | None = None,
+        max_duration_s: float | None = None,
     ) -> WindowStats:
         start = self.clock()
         self.window.start(start)
         end = None if duration_s is None else start + duration_s
-        stop = should_stop or (lambda: False)
-        self._drive(start, end, max_queries, stop)
+        hard = None if max_duration_s is None else start + max_duration_s
+        enough = min_queries or 0
+
+        def over(t: float, issued: int) -> bool:
+            """Whether a query due at `t`, after `issued` of them, is past the run's end."""
+            if max_queries is not None and issued >= max_queries:
+                return True
+            if hard is not None and t >= hard:
+                return True
+            return end is not None and t >= end and issued >= enough
+
+        self._drive(start, over, should_stop or (lambda: False))
         return self.window.stats(self.clock())
 
     def _issue(self, scheduled: float) -> Completion:
@@ -255,17 +269,13 @@ class Scenario:
         return done
 
     def _drive(
-        self,
-        start: float,
-        end: float | None,
-        max_queries: int | None,
-        stop: Callable[[], bool],
+        self, start: float, over: Callable[[float, int], bool], stop: Callable[[], bool]
     ) -> None:
         # Closed loop (singlestream, offline): the next query as soon as the last is done.
         issued = 0
-        while not stop() and (max_queries is None or issued < max_queries):
+        while not stop():
             now = self.clock()
-            if end is not None and now >= end:
+            if over(now, issued):
                 break
             self._issue(now)
             issued += 1
@@ -303,16 +313,12 @@ class Server(Scenario):
         self.rng = random.Random(seed)
 
     def _drive(
-        self,
-        start: float,
-        end: float | None,
-        max_queries: int | None,
-        stop: Callable[[], bool],
+        self, start: float, over: Callable[[float, int], bool], stop: Callable[[], bool]
     ) -> None:
         arrival = start + self.rng.expovariate(self.qps)
         issued = 0
-        while not stop() and (max_queries is None or issued < max_queries):
-            if end is not None and arrival >= end:
+        while not stop():
+            if over(arrival, issued):
                 break
             now = self.clock()
             if now < arrival:  # idle until the next arrival; a stop request may end the wait

@@ -140,6 +140,10 @@ class WorkerSpec:
     seed: int = 0  # of the server scenario's arrivals (the zoo seeds the weights itself)
     warmup: int = 3  # batches run before measuring
     duration_s: float | None = None  # stop by itself after this long (profiling runs)
+    # ... but not before this many queries have completed (a p99 of 6 queries is their
+    # slowest), and never after max_duration_s
+    min_queries: int | None = None
+    max_duration_s: float | None = None
     metrics_interval_s: float = 1.0
     launch: str = ""  # token of one launch, echoed in status and metrics
     # A declared (non-torch) model, see edgetop.models.declared: {"launch": argv, "query": argv,
@@ -219,6 +223,17 @@ def _spec_problems(spec: WorkerSpec) -> list[str]:
         p.append(f"warmup {spec.warmup!r} must be an integer in 0..1000")
     if spec.duration_s is not None and not (_is_number(spec.duration_s) and spec.duration_s > 0):
         p.append(f"duration_s {spec.duration_s!r} must be a positive number")
+    if spec.min_queries is not None:
+        if not _is_int(spec.min_queries) or not 1 <= spec.min_queries <= 1_000_000:
+            p.append(f"min_queries {spec.min_queries!r} must be an integer in 1..1000000")
+        if spec.duration_s is None or spec.max_duration_s is None:
+            p.append("min_queries needs duration_s and max_duration_s")
+    if spec.max_duration_s is not None and not (
+        _is_number(spec.max_duration_s)
+        and _is_number(spec.duration_s)
+        and spec.max_duration_s >= spec.duration_s
+    ):
+        p.append(f"max_duration_s {spec.max_duration_s!r} must be a number no less than duration_s")
     if not (_is_number(spec.metrics_interval_s) and 0.05 <= spec.metrics_interval_s <= 60):
         p.append(f"metrics_interval_s {spec.metrics_interval_s!r} must be in [0.05, 60]")
     if not isinstance(spec.launch, str) or len(spec.launch) > 64:
@@ -226,6 +241,16 @@ def _spec_problems(spec: WorkerSpec) -> list[str]:
     if spec.declared is not None:
         p.extend(_declared_problems(spec.declared))
     return p
+
+
+def _finished(spec: WorkerSpec, queries: int) -> str:
+    """Why a run that nobody stopped ended."""
+    if spec.min_queries is not None and queries < spec.min_queries:
+        return (
+            f"max duration of {spec.max_duration_s:g} s reached with {queries} of "
+            f"{spec.min_queries} queries"
+        )
+    return f"duration of {spec.duration_s:g} s reached"
 
 
 def _is_argv(value: Any, required: bool) -> bool:
@@ -1003,7 +1028,12 @@ def _serve(
             status.set("running")
             _log("running")
             thread.start()
-            scenario.run(duration_s=spec.duration_s, should_stop=stop.is_set)
+            scenario.run(
+                duration_s=spec.duration_s,
+                should_stop=stop.is_set,
+                min_queries=spec.min_queries,
+                max_duration_s=spec.max_duration_s,
+            )
     except Exception as exc:
         oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
         text = str(exc)[:600] if isinstance(exc, DeclaredFailure) else _error_text(exc)
@@ -1017,7 +1047,7 @@ def _serve(
             thread.join()
     with contextlib.suppress(OSError):
         report()  # the final window
-    reason = "stop requested" if stop.is_set() else f"duration of {spec.duration_s:g} s reached"
+    reason = "stop requested" if stop.is_set() else _finished(spec, scenario.queries)
     status.set("stopped", reason, queries=scenario.queries)
     _log(f"stopped: {reason}")
     return EXIT_STOPPED

@@ -266,3 +266,29 @@ def test_percentile_is_the_smallest_value_covering_p_percent(values: list[float]
     assert sum(v <= got for v in data) * 100 >= p * len(data) - 1e-9
     assert sum(v < got for v in data) * 100 < p * len(data) + 1e-9
     assert math.isfinite(got)
+
+
+# -- runs long enough for a quantile ------------------------------------------------------------
+
+
+def test_min_queries_extends_a_run_past_its_duration_up_to_the_hard_limit() -> None:
+    clock = FakeClock()
+    model = FakeModel(clock, [16 * TICK])  # 0.25 s per query
+    s = SingleStream(model, clock=clock, sleep=clock.sleep)
+    s.run(duration_s=1.0, min_queries=10, max_duration_s=60.0)
+    assert s.queries == 10 and clock.now == 2.5  # 4 by the duration, then on to 10
+    clock = FakeClock()
+    quick = SingleStream(FakeModel(clock, [TICK]), clock=clock, sleep=clock.sleep)
+    quick.run(duration_s=1.0, min_queries=10, max_duration_s=60.0)
+    assert quick.queries == 64  # had its 10 long before the duration: the duration ends it
+    clock = FakeClock()
+    slow = SingleStream(FakeModel(clock, [1.0]), clock=clock, sleep=clock.sleep)
+    slow.run(duration_s=1.0, min_queries=100, max_duration_s=5.0)
+    assert slow.queries == 5 and clock.now == 5.0  # the hard limit wins over the count
+
+
+def test_min_queries_holds_for_open_arrivals_too() -> None:
+    clock = FakeClock()
+    s = Server(FakeModel(clock, [TICK]), qps=4.0, seed=1, clock=clock, sleep=clock.sleep)
+    s.run(duration_s=1.0, min_queries=20, max_duration_s=100.0)
+    assert s.queries == 20 and clock.now > 1.0

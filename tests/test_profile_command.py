@@ -64,3 +64,17 @@ def test_bad_profile_requests_are_refused(
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "must be 1 to 1000000, got 0"), ("many", "expected a whole number of queries")],
+)
+def test_a_bad_min_queries_is_refused_by_name(
+    capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["profile", "--models", "mobilenetv2", "--min-queries", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --min-queries" in err and message in err

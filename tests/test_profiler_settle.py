@@ -92,3 +92,39 @@ async def test_a_refused_worker_is_stopped_before_the_next_run(monkeypatch: Any)
     assert "not enough memory" in outcome.error
     assert [c[0] for c in calls] == ["deploy", "stop"]
     assert calls[0][1] == calls[1][1]  # the refused worker itself
+
+
+async def test_min_queries_reaches_the_worker_with_its_hard_limit(monkeypatch: Any) -> None:
+    specs: list[dict[str, Any]] = []
+
+    async def capture(shell: Any, spec: dict[str, Any], **_: Any) -> None:
+        specs.append(spec)
+        raise DeployError("stop here: the spec is what this test reads")
+
+    async def stop(shell: Any, deployment_id: str, **_: Any) -> None:
+        return None
+
+    class Shell:
+        async def close(self) -> None:
+            return None
+
+    async def open_shell(*_: Any) -> tuple[Shell, None]:
+        return Shell(), None
+
+    monkeypatch.setattr(profiler, "deploy", capture)
+    monkeypatch.setattr(profiler, "stop", stop)
+    monkeypatch.setattr(profiler, "open_host_shell", open_shell)
+    config = parse_config(HOST, "hosts.toml")
+    run = Run("tb2", "yolov5s", 8, "singlestream")
+    features = load_catalog()["yolov5s"]
+    for settings in (profiler.SweepSettings(10.0, 100), profiler.SweepSettings(10.0)):
+        await profiler.measure(config, run, features, TickingMonitor([0.0]), settings)  # type: ignore[arg-type]
+    bounded, plain = specs
+    assert (bounded["min_queries"], bounded["max_duration_s"], bounded["window_s"]) == (
+        100,
+        100.0,
+        100.0,
+    )
+    assert "min_queries" not in plain and plain["window_s"] == 10.0
+    # The worker keeps at most an hour of statistics.
+    assert profiler.SweepSettings(1000.0, 5).max_duration_s == 3600.0

@@ -117,6 +117,22 @@ def test_worker_stops_by_itself_after_its_duration(tmp_path: Path, procs: list) 
     assert last["total_samples"] == 8 * last["total_queries"]
 
 
+def test_a_run_with_min_queries_says_when_the_hard_limit_cut_it_short(
+    tmp_path: Path, procs: list
+) -> None:
+    directory = make_dir(
+        tmp_path, id="w3", model="tiny_models:tiny", scenario="offline", batch=8, duration_s=0.2,
+        min_queries=10**6, max_duration_s=0.6, metrics_interval_s=0.1,
+    )  # fmt: skip
+    proc = start(directory)
+    procs.append(proc)
+    assert proc.wait(timeout=START_TIMEOUT_S) == worker.EXIT_STOPPED
+    final = status(directory)
+    assert final["reason"] == (
+        f"max duration of 0.6 s reached with {final['queries']} of 1000000 queries"
+    )
+
+
 @pytest.mark.parametrize(
     ("model", "code", "reason"),
     [
@@ -219,6 +235,10 @@ def test_cpu_free_memory_is_the_tighter_of_meminfo_and_the_cgroup() -> None:
         ({"device": "tpu"}, "device"),
         ({"model_kwargs": {"bad key": 1}}, "model_kwargs"),
         ({"nonsense": 1}, "unknown spec field"),
+        ({"duration_s": 5, "max_duration_s": 50, "min_queries": 0}, "min_queries"),
+        ({"duration_s": 5, "max_duration_s": 50, "min_queries": 2.5}, "min_queries"),
+        ({"min_queries": 10}, "min_queries needs duration_s and max_duration_s"),
+        ({"duration_s": 5, "max_duration_s": 2}, "max_duration_s"),
     ],
 )
 def test_spec_validation(fields: dict[str, Any], problem: str) -> None:

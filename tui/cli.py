@@ -51,6 +51,18 @@ _rate = _bounded(1e6, "queries per second")
 _latency = _bounded(3.6e6, "milliseconds")
 
 
+def _queries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of queries, got {text!r}"
+        ) from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be 1 to 1000000, got {value}")
+    return value
+
+
 def _batch(text: str) -> int:
     try:
         value = int(text)
@@ -141,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=10.0,
         help="seconds measured per run (default %(default)s)",
+    )
+    profile.add_argument(
+        "--min-queries",
+        type=_queries,
+        metavar="N",
+        help="run past --duration until N queries completed (a p99 wants ~100), at most 10x",
     )
     profile.add_argument(
         "--option",
@@ -241,6 +259,12 @@ def _add_scheduler_commands(commands: Any, common: argparse.ArgumentParser) -> N
         type=_positive,
         default=10.0,
         help="with --hosts: seconds measured per run (default %(default)s)",
+    )
+    evaluate.add_argument(
+        "--min-queries",
+        type=_queries,
+        metavar="N",
+        help="with --hosts: run past --duration until N queries completed, at most 10x",
     )
     evaluate.add_argument(
         "--work-dir",

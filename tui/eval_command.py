@@ -257,7 +257,7 @@ def cmd_eval_fleet(
     skipped = len(hosts) * (len(seen) + len(unseen)) * len(batches) - len(runs)
     if skipped:
         out.print(f"{skipped} run(s) already measured or refused in {work}: skipped", markup=False)
-    settings = SweepSettings(args.duration, accept_new_hosts=accept)
+    settings = SweepSettings(args.duration, args.min_queries, accept_new_hosts=accept)
     failures = _profile_phase(config, runs, features, settings, (csv_path, refused_path), err)
     text = csv_path.read_text(encoding="utf-8") if csv_path.exists() else ""
 

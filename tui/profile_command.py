@@ -103,6 +103,7 @@ def cmd_profile(config: FleetConfig, args: argparse.Namespace, out: Console, err
         out.print(f"{skipped} run(s) already in {args.out}: skipped")
     settings = SweepSettings(
         args.duration,
+        args.min_queries,
         args.qps,
         options,
         getattr(args, "accept_new_hosts", False),
