@@ -56,28 +56,37 @@ async def test_a_quiet_host_gives_its_latest_sample() -> None:
     assert view.seq == 0
 
 
-async def test_a_refused_worker_is_stopped_before_the_next_run(monkeypatch: Any) -> None:
-    # A worker reports its refusal (not enough memory) and only then exits: the sweep must
-    # wait for it, or the next run's telemetry carries its load.
+class _Shell:
+    async def close(self) -> None:
+        return None
+
+
+def refusing_hosts(monkeypatch: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """Every deploy refused for memory, as a worker reports it: (deploy/stop calls, specs)."""
     calls: list[tuple[str, str]] = []
+    specs: list[dict[str, Any]] = []
 
     async def refuse(shell: Any, spec: dict[str, Any], **_: Any) -> None:
         calls.append(("deploy", spec["id"]))
+        specs.append(spec)
         raise DeployError(f"deployment {spec['id']} on tb2 failed: not enough memory on cpu")
 
     async def stop(shell: Any, deployment_id: str, **_: Any) -> None:
         calls.append(("stop", deployment_id))
 
-    class Shell:
-        async def close(self) -> None:
-            return None
-
-    async def open_shell(*_: Any) -> tuple[Shell, None]:
-        return Shell(), None
+    async def open_shell(*_: Any) -> tuple[_Shell, None]:
+        return _Shell(), None
 
     monkeypatch.setattr(profiler, "deploy", refuse)
     monkeypatch.setattr(profiler, "stop", stop)
     monkeypatch.setattr(profiler, "open_host_shell", open_shell)
+    return calls, specs
+
+
+async def test_a_refused_worker_is_stopped_before_the_next_run(monkeypatch: Any) -> None:
+    # A worker reports its refusal (not enough memory) and only then exits: the sweep must
+    # wait for it, or the next run's telemetry carries its load.
+    calls, _ = refusing_hosts(monkeypatch)
     config = parse_config(HOST, "hosts.toml")
     run = Run("tb2", "resnet50", 8, "singlestream")
     features = load_catalog()["resnet50"]
@@ -95,25 +104,7 @@ async def test_a_refused_worker_is_stopped_before_the_next_run(monkeypatch: Any)
 
 
 async def test_min_queries_reaches_the_worker_with_its_hard_limit(monkeypatch: Any) -> None:
-    specs: list[dict[str, Any]] = []
-
-    async def capture(shell: Any, spec: dict[str, Any], **_: Any) -> None:
-        specs.append(spec)
-        raise DeployError("stop here: the spec is what this test reads")
-
-    async def stop(shell: Any, deployment_id: str, **_: Any) -> None:
-        return None
-
-    class Shell:
-        async def close(self) -> None:
-            return None
-
-    async def open_shell(*_: Any) -> tuple[Shell, None]:
-        return Shell(), None
-
-    monkeypatch.setattr(profiler, "deploy", capture)
-    monkeypatch.setattr(profiler, "stop", stop)
-    monkeypatch.setattr(profiler, "open_host_shell", open_shell)
+    _, specs = refusing_hosts(monkeypatch)
     config = parse_config(HOST, "hosts.toml")
     run = Run("tb2", "yolov5s", 8, "singlestream")
     features = load_catalog()["yolov5s"]

@@ -84,11 +84,11 @@ class ClassifierHead(nn.Module):
         return self.fc(self.dropout(x))
 
 
-def init_conv_weights(model: nn.Module) -> None:
-    """torchvision's initialisation: Kaiming-normal (fan out) convs, unit BN."""
+def init_conv_weights(model: nn.Module, mode: str = "fan_out") -> None:
+    """torchvision's initialisation: Kaiming-normal convs (fan out unless told), unit BN."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):

@@ -28,6 +28,7 @@ from torch import nn
 
 from edgetop.models.nets.base import ZooModel
 from edgetop.models.nets.mobilenet import ConvBNReLU6
+from edgetop.models.nets.resnet import init_conv_weights
 from edgetop.models.nets.ssd import DetectionHead, ExtraBlock
 
 NUM_CLASSES = 91  # 90 COCO ids and background, as the TF model
@@ -98,14 +99,7 @@ class SSDMobileNetV1(ZooModel):
         self.head = DetectionHead(num_classes, FEATURE_CHANNELS, DEFAULT_BOXES, kernel=1, stride=1)
         # Fan-in initialisation keeps random-weight activations alive through the depthwise
         # convs (see mobilenet.MobileNetV2).
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_weights(self, mode="fan_in")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.trunk(self.stem(x))
