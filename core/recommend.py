@@ -3,7 +3,8 @@
 For one request over a fleet of n devices (all vectorised; n = 1,000 in a couple of ms):
 
 1. the network predicts p50/p99 of the request on every device in its current state; the
-   per-(model, device) corrections from observed latencies scale them;
+   corrections from observed latencies scale them (per model and device, and per batch where
+   that batch ran on the device: core/corrections.py);
 2. a device is rejected when it is offline, when the deployment does not fit in its free
    memory, when it would be too busy afterwards (its utilisation plus the request's own offered
    load, estimated from qps x predicted time per batch, above `util_cap`), or when the
@@ -14,7 +15,12 @@ For one request over a fleet of n devices (all vectorised; n = 1,000 in a couple
 4. walking down the ranking, a device is kept only if the deployments already on it are
    predicted to keep their own SLOs with the newcomer there (contention is what the network
    learned from the utilisation, co-location and co-runner columns: each resident's row has
-   the others and the newcomer, at its predicted p50, as co-runners), until `top` are kept.
+   the others and the newcomer, at its predicted p50, as co-runners), until `top` are kept;
+5. when none is kept, devices turned down only on the predicted p99 are offered as trials
+   (`Candidate.trial`), ranked and neighbour-checked the same way: those predicted within the
+   SLO but short of the headroom, and, where the ensemble is unsure, those whose p99 one
+   ensemble spread lower would meet it. A refusal learns nothing; a trial's first latencies
+   feed the corrections.
 
 On a large fleet the network scores at most `max_scored` devices (256): those that pass the
 hard checks and look best by a cheap proxy (transfer plus roofline time stretched by the
