@@ -51,26 +51,23 @@ _rate = _bounded(1e6, "queries per second")
 _latency = _bounded(3.6e6, "milliseconds")
 
 
-def _queries(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of queries, got {text!r}"
-        ) from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"must be 1 to 1000000, got {value}")
-    return value
+def _whole(high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number in [1, high], `what` it counts named in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole {what}, got {text!r}") from None
+        if not 1 <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be 1 to {high}, got {value}")
+        return value
+
+    return parse
 
 
-def _batch(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole batch size, got {text!r}") from None
-    if not 1 <= value <= 4096:
-        raise argparse.ArgumentTypeError(f"must be 1 to 4096, got {value}")
-    return value
+_batch = _whole(4096, "batch size")
+_queries = _whole(1_000_000, "number of queries")
 
 
 def _add_timeout(parser: argparse.ArgumentParser) -> None:
