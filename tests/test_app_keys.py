@@ -99,8 +99,12 @@ async def test_new_deployment_asks_the_real_scheduler(tmp_path: Path) -> None:
         await until(pilot, lambda: not app.pending["new-1"].asking)
         p = app.pending["new-1"]
         text = app.query_one(RecommendationPanel).text
-        if p.recommendation is not None and p.recommendation.chosen is not None:
-            assert f"1. {p.recommendation.chosen.key}" in text
+        rec = p.recommendation
+        if rec is not None and rec.chosen is not None:
+            assert f"1. {rec.chosen.key}" in text
+        elif rec is not None:  # every device turned down: the panel names each, with why
+            assert "no device qualifies" in text
+            assert all(f"{x.host}/{x.device}: {x.reason[:20]}" in text for x in rec.rejected)
         else:  # e.g. weights of another feature schema while they are being retrained
             assert p.why_none is not None and "no recommendation" in text
 
