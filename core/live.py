@@ -114,7 +114,10 @@ def _unavailable_reason(host: HostView, now: float | None) -> str:
     status = host.status.value
     if host.status is HostStatus.STALE:
         age = host.age(now) if now is not None else None
-        return f"stale: last sample {age:.0f} s ago" if age is not None else "stale"
+        if age is None:
+            return "stale"
+        # A host polled every 50 ms goes stale after 0.15 s: "0 s ago" would read as fresh.
+        return f"stale: last sample {age:.{1 if age < 10 else 0}f} s ago"
     if host.status is HostStatus.CONNECTING:
         return host.reason or "connecting: no answer yet"
     if host.status is HostStatus.ONLINE:

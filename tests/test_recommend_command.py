@@ -176,6 +176,8 @@ def test_live_unavailable_hosts_become_rejected_candidates() -> None:
     by = {s.host: s for s in fleet.slots}
     assert not by["gone"].online and by["gone"].reason == "offline: connection refused"
     assert not by["old"].online and by["old"].reason == "stale: last sample 30 s ago"
+    recent = fleet_from_snapshot(FleetSnapshot((stale,)), now=100.2).slots[0]
+    assert recent.reason == "stale: last sample 0.2 s ago"  # not "0 s ago", which reads as fresh
     assert not by["odd"].online and "no device profile" in (by["odd"].reason or "")
     assert by["s1"].online and by["s1"].profile == "v100-16gb"
     assert profile_for_name("Jetson Xavier NX") == "jetson-xavier-nx"
