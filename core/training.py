@@ -51,6 +51,7 @@ __all__ = [
     "TrainReport",
     "accuracy",
     "default_data",
+    "measured_weight",
     "spearman",
     "train",
     "training_workloads",
@@ -177,6 +178,11 @@ def _scores(predictor: LatencyPredictor, rows: TrainingSet) -> tuple[Accuracy, A
     return accuracy(prediction.p99_ms, true[:, 1]), accuracy(prediction.p50_ms, true[:, 0])
 
 
+def measured_weight(generated_rows: int) -> float:
+    """The loss weight of one measured row beside `generated_rows` generated ones."""
+    return MEASURED_WEIGHT * max(1.0, generated_rows / MEASURED_WEIGHT_PER)
+
+
 def _split(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """A mask of the rows held out: `fraction` of n, at random."""
     mask = np.zeros(n, dtype=bool)
@@ -253,8 +259,7 @@ def train(
         else:
             measured_fit = measured
         fit_parts.append(measured_fit)
-        weight = MEASURED_WEIGHT * max(1.0, len(data.x) / MEASURED_WEIGHT_PER)
-        weights.append(np.full(len(measured_fit.x), weight))
+        weights.append(np.full(len(measured_fit.x), measured_weight(len(data.x))))
     fit = TrainingSet.concat(fit_parts)
     predictor = train_ensemble(
         fit.x,

@@ -7,6 +7,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,6 +115,29 @@ def test_measured_rows_join_the_training_and_are_counted(
     assert report.measured is not None
     assert report.measured.rows == round(30 * training.HOLDOUT_FRACTION)
     assert report.predictor.notes["measured_rows"] == 30
+
+
+def test_measured_rows_keep_their_share_of_the_loss_as_generated_rows_grow(
+    small_data: tuple[TrainingSet, TrainingSet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert training.measured_weight(900) == training.MEASURED_WEIGHT  # never below the base
+    assert training.measured_weight(600_000) == 12 * training.measured_weight(50_000)
+    seen: list[np.ndarray] = []
+    real = training.train_ensemble
+
+    def spy(*args: Any, sample_weight: np.ndarray | None = None, **kw: Any) -> Any:
+        if sample_weight is not None:
+            seen.append(sample_weight)
+        return real(*args, sample_weight=sample_weight, **kw)
+
+    monkeypatch.setattr(training, "train_ensemble", spy)
+    data, unseen = small_data
+    measured = parse_measured(profile_csv(cpu_rows(30)), "m.csv").rows
+    training.train(data, unseen, settings=TINY, measured=measured)
+    (weights,) = seen  # the shipped ensemble; the family ensembles are unweighted
+    fitted_measured = 30 - round(30 * training.HOLDOUT_FRACTION)
+    assert list(np.unique(weights[-fitted_measured:])) == [training.measured_weight(len(data.x))]
+    assert np.all(weights[:-fitted_measured] == 1.0)
 
 
 # -- measured rows ------------------------------------------------------------------------
