@@ -85,9 +85,9 @@ class Settings:
 
 
 # Rows, not width, held the co-runner rows back: with 2 members of (96, 96) over 30 epochs held-
-# out p99 within 10% went from 69% on 50,000 rows to 77% on 200,000; (128, 128, 128) over as
-# many steps reached 85% on 600,000 to 1.2 million, where (256, 256, 256) scored the same
-# (docs/scheduler-model.md, section 2). Three members keep a decision inside its budget.
+# out p99 within 10% went from 69% on 50,000 rows to 77% on 200,000; (128, 128, 128) reached
+# 83-85% on 600,000 to 1.2 million, where (256, 256, 256) scored the same (docs/scheduler-
+# model.md, section 2). Three members, not five, keep a decision inside its budget.
 FULL = Settings(rows=600_000, unseen_rows=4_000, members=3, epochs=40, family_members=2,
                 family_epochs=8, hidden=(128, 128, 128), batch_size=512)  # fmt: skip
 QUICK = Settings(rows=6_000, unseen_rows=1_500, members=3, epochs=20,
