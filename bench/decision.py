@@ -126,7 +126,7 @@ def make_fleet(n: int, seed: int, with_observed: bool = False) -> tuple[Fleet, l
         outcome = evaluate(profile, placements, DeviceCondition())
         if with_observed:
             deps = [
-                Deployment(**{**d.__dict__, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms})
+                Deployment(**{**d.__dict__, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms, "busy": p.util})
                 if rng.random() < 0.5
                 else d
                 for d, p in zip(deps, outcome.performances, strict=True)

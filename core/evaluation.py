@@ -340,8 +340,9 @@ class _SimFleet:
                 p99_ms=d.p99_ms,
                 host=self.hosts[i],
                 device="gpu0",
+                busy=perf.util,  # what its worker reports as its busy share
             )
-            for d in self.live[i]
+            for d, perf in zip(self.live[i], outcome.performances, strict=True)
         )
         return DeviceSlot(
             host=self.hosts[i],

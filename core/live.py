@@ -17,10 +17,11 @@
   else counts as the top mode); co-located deployments from the host's running workers (on a
   multi-GPU host the agent does not say which GPU a worker uses: they are counted on the
   first).
-- The co-runner columns (schema 3) from those deployments (`placement.with_corunners`): a
+- The co-runner columns (schemas 3 and 4) from those deployments (`placement.with_corunners`): a
   server deployment's rate is its measured throughput, its batch time its measured p50; one
   with no statistics yet is estimated by its roofline time and, without a rate, counts as a
-  closed loop (the performance model's reading of a server with no qps).
+  closed loop (the performance model's reading of a server with no qps). Schema 4 adds the
+  open ones' summed `busy` share, as their workers measure it.
 - Hosts that are not online with a sample (offline, stale, auth failed, still connecting)
   become offline candidates whose reason says why, e.g. "offline: connection refused".
 """
@@ -160,6 +161,7 @@ def deployment_from_reading(
         p99_ms=d.p99_ms,
         host=host,
         device=device,
+        busy=d.busy,
     )
 
 

@@ -51,7 +51,7 @@ _REPRESENTATIVE = {p.kind: p for p in reversed(PROFILES.values())}
 COL_MEM_FREE_FRACTION = DEVICE_COLUMNS.index("mem_free_fraction")
 COL_UTIL = DEVICE_COLUMNS.index("util")
 COL_COLOCATED = DEVICE_COLUMNS.index("colocated")
-COL_MIX = MIX_COLUMNS  # the co-runner columns (schema 3)
+COL_MIX = MIX_COLUMNS  # the co-runner columns (schemas 3 and 4)
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ class Deployment:
     p99_ms: float | None = None
     host: str = ""
     device: str = ""
+    busy: float | None = None  # observed share of the device its worker keeps busy
 
     @property
     def key(self) -> str:
@@ -149,7 +150,7 @@ def corunner(dep: Deployment, device: DeviceFeatures, origin: str = DEFAULT_ORIG
             transfer = link_transfer_ms(dep.workload, dep.batch, device.kind, origin)
             batch_ms = float(device_ms(measured, transfer, batch_ms))
     qps = None if dep.scenario == "offline" else dep.qps
-    return CoRunner(dep.scenario, max(dep.batch, 1), qps, batch_ms)
+    return CoRunner(dep.scenario, max(dep.batch, 1), qps, batch_ms, dep.busy)
 
 
 def deployments_mix(

@@ -239,7 +239,9 @@ def plan_rebalance(
         j = int(best[k])
         dep = deps[k]
         # The deployment at j as the residents would see it: its predicted p50 there.
-        arriving = replace(dep, p50_ms=float(t50[k, j]), p99_ms=float(t99[k, j]), **_at(fleet, j))
+        arriving = replace(
+            dep, p50_ms=float(t50[k, j]), p99_ms=float(t99[k, j]), busy=None, **_at(fleet, j)
+        )
         harm = would_harm(
             float(new_util[k, j]),
             float(mem[k]),

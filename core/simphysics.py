@@ -60,6 +60,7 @@ class PerfModelPhysics:
                 p90_ms=perf.p90_ms,
                 p99_ms=perf.p99_ms,
                 throughput=perf.throughput,
+                busy=perf.util,
             )
             for (i, _), perf in zip(running, outcome.performances, strict=True)
         }

@@ -11,9 +11,9 @@ Features are what the scheduler sees before placing the target (the device with 
 co-runners, `device_features`); labels are log p50 and log p99 of the target once placed
 (`evaluate` of co-runners + target). Seeded: the same arguments give identical arrays.
 
-The co-runner columns (schema 3) go through the live path: each co-runner becomes the reading
-its worker would report (scenario, batch, measured p50 and throughput, as core/simphysics
-reports them), then the Deployment `core.live` makes of a reading, then
+The co-runner columns (schemas 3 and 4) go through the live path: each co-runner becomes the
+reading its worker would report (scenario, batch, measured p50, throughput and busy share,
+as core/simphysics reports them), then the Deployment `core.live` makes of a reading, then
 `placement.with_corunners`, so a training row and a live decision never disagree on them.
 
 GPT-2 and YOLOv5 (TRAINING_EXCLUDED) are the held-out "unseen" models: they are never a target
@@ -247,6 +247,7 @@ def corunner_deployments(
                 p90_ms=perf.p90_ms,
                 p99_ms=perf.p99_ms,
                 throughput=perf.throughput,
+                busy=perf.util,
             ),
             "",
             "",

@@ -1789,7 +1789,9 @@ class JetsonCollector:
 DEFAULT_DEPLOYMENTS_DIR = "~/.local/state/edgetop/deployments"
 _DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_DEPLOYMENTS = 64  # a line stays a few KiB however many directories pile up
-_METRIC_KEYS = ("p50_ms", "p90_ms", "p99_ms", "throughput", "slo_compliance", "count", "t")
+_METRIC_KEYS = (
+    "p50_ms", "p90_ms", "p99_ms", "throughput", "slo_compliance", "busy", "count", "t",
+)  # fmt: skip
 
 
 def last_json_line(path: str, tail_bytes: int = 8192) -> Optional[Dict[str, Any]]:

@@ -99,6 +99,10 @@ class WindowStats:
     window_s: float  # the span the rates were computed over (shorter at the start)
     total_queries: int  # since the window was started, not just in it
     total_samples: int
+    # Share of the span spent executing batches (started to finished, queueing excluded), at
+    # most 1; None before any time has passed or when no completion carried its service time.
+    # Beside a co-runner, this is what the scheduler's open-busy column sums (schema 4).
+    busy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,8 +134,8 @@ class SlidingWindow:
         self.window_s = float(window_s)
         self.slo_ms = None if slo_ms is None else float(slo_ms)
         self.max_records = max_records
-        # (finished, latency_ms, samples), oldest first
-        self._records: deque[tuple[float, float, int]] = deque()
+        # (finished, latency_ms, samples, service_s or None), oldest first
+        self._records: deque[tuple[float, float, int, float | None]] = deque()
         self._origin: float | None = None
         self._cap_floor: float | None = None  # newest finish time the cap evicted
         self._total_queries = 0
@@ -146,11 +150,14 @@ class SlidingWindow:
             self._cap_floor = None
             self._total_queries = self._total_samples = 0
 
-    def record(self, finished: float, latency_s: float, samples: int = 1) -> None:
+    def record(
+        self, finished: float, latency_s: float, samples: int = 1, service_s: float | None = None
+    ) -> None:
+        """One completion; `service_s` is the time it spent executing (for `busy`)."""
         with self._lock:
             if self._origin is None:
                 self._origin = finished - latency_s
-            self._records.append((finished, round(latency_s * 1000.0, 6), samples))
+            self._records.append((finished, round(latency_s * 1000.0, 6), samples, service_s))
             self._total_queries += 1
             self._total_samples += samples
             while len(self._records) > self.max_records:
@@ -160,7 +167,12 @@ class SlidingWindow:
             self._expire(finished)
 
     def add(self, completion: Completion) -> None:
-        self.record(completion.finished, completion.latency_s, completion.samples)
+        self.record(
+            completion.finished,
+            completion.latency_s,
+            completion.samples,
+            max(completion.finished - completion.started, 0.0),
+        )
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window_s
@@ -179,6 +191,10 @@ class SlidingWindow:
         latencies = sorted(r[1] for r in records)
         count = len(latencies)
         samples = sum(r[2] for r in records)
+        services = [r[3] for r in records if r[3] is not None]
+        busy = None
+        if services and span > 0:
+            busy = round(min(sum(services) / span, 1.0), 6)
         compliance = None
         if self.slo_ms is not None and count:
             compliance = sum(1 for lat in latencies if lat <= self.slo_ms) / count
@@ -198,6 +214,7 @@ class SlidingWindow:
             window_s=round(max(span, 0.0), 6),
             total_queries=total_queries,
             total_samples=total_samples,
+            busy=busy,
         )
 
 

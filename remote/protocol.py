@@ -117,6 +117,7 @@ class DeploymentReading:
     p99_ms: float | None = None
     throughput: float | None = None
     slo_compliance: float | None = None
+    busy: float | None = None  # 0..1 share of the window the worker spent executing batches
     count: int | None = None
     t: float | None = None  # when the statistics were taken, by the host's clock
     # A pipeline stage (edgetop.remote.stage) rather than a whole-model worker:
@@ -180,6 +181,15 @@ def _number(obj: Mapping[str, Any], key: str, *, integer: bool = False) -> Any:
     if integer:
         return int(value)
     return float(value)
+
+
+def _share(obj: Mapping[str, Any], key: str) -> float | None:
+    value = _number(obj, key)
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise AgentLineError(
+            f"field {key!r}: expected a share from 0 to 1, got {_clip(repr(value))}"
+        )
+    return value
 
 
 def _text(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
@@ -284,6 +294,7 @@ def _deployment(obj: Mapping[str, Any]) -> DeploymentReading:
         p99_ms=_number(obj, "p99_ms"),
         throughput=_number(obj, "throughput"),
         slo_compliance=_number(obj, "slo_compliance"),
+        busy=_share(obj, "busy"),
         count=_number(obj, "count", integer=True),
         t=_number(obj, "t"),
         pipeline=_text(obj, "pipeline"),

@@ -71,6 +71,7 @@ class SimDeploymentLoad:
     p99_ms: float | None = None
     throughput: float | None = None
     failed: str | None = None  # why it cannot run (e.g. it does not fit), else None
+    busy: float | None = None  # 0..1 share of the device its batches keep busy
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,9 @@ def with_spike(load: SimLoad | None, spike: float, profile: SimProfile) -> SimLo
         if d.failed:
             return d
         p50, p90, p99 = (None if v is None else v * stretch for v in (d.p50_ms, d.p90_ms, d.p99_ms))
-        return SimDeploymentLoad(p50, p90, p99, d.throughput)
+        # Time-shared, each of its batches takes longer: so does its busy share.
+        busy = None if d.busy is None else min(d.busy * stretch, 1.0)
+        return SimDeploymentLoad(p50, p90, p99, d.throughput, busy=busy)
 
     idle = profile.idle_power_w
     return SimLoad(
@@ -326,6 +329,7 @@ class SimDevice:
                     if measured.throughput is None
                     else round(measured.throughput, 2),
                     slo_compliance=slo_compliance(measured, d.slo_ms),
+                    busy=None if measured.busy is None else round(measured.busy, 4),
                     count=int(elapsed * (measured.throughput or 0) / max(d.batch, 1)),
                 )
             lines.append(line)

@@ -60,6 +60,7 @@ def test_running_dead_failed_and_stopped_workers(worker_like: Path) -> None:
             "p90_ms": 13.0,
             "p99_ms": 21.0,
             "throughput": 390.0,
+            "busy": 0.43,
             "count": 60,
             "t": 6.0,
         },
@@ -77,6 +78,7 @@ def test_running_dead_failed_and_stopped_workers(worker_like: Path) -> None:
     assert set(found) == {"alive", "gone", "oom"}
     assert found["alive"]["state"] == "running", found
     assert found["alive"]["p50_ms"] == 11.0 and found["alive"]["model"] == "resnet50"
+    assert found["alive"]["busy"] == 0.43  # forwarded for the scheduler's co-runner columns
     assert found["gone"]["state"] == "dead"
     assert found["oom"]["state"] == "failed" and "memory" in found["oom"]["reason"]
 

@@ -125,6 +125,27 @@ def test_window_memory_is_bounded_and_rates_stay_exact() -> None:
     assert stats.total_queries == 20 and stats.total_samples == 40
 
 
+def test_busy_share_counts_execution_not_queueing() -> None:
+    window = SlidingWindow(window_s=10)
+    window.start(0.0)
+    # Four queries over 4 s, each waited 0.5 s and ran 0.25 s: busy 1 s of 4.
+    for k in range(1, 5):
+        window.add(Completion(scheduled=k - 0.75, started=k - 0.25, finished=float(k), samples=1))
+    stats = window.stats(4.0)
+    assert stats.busy == pytest.approx(0.25)
+    assert stats.mean_ms == pytest.approx(750.0)  # the latency keeps the wait
+    # Completions recorded without their service time (a pipeline's end-to-end window).
+    plain = SlidingWindow(window_s=10)
+    plain.record(1.0, 0.5)
+    assert plain.stats(2.0).busy is None
+    # Overlapping executions (a shared device) never read above the whole span.
+    full = SlidingWindow(window_s=10)
+    full.start(0.0)
+    for k in range(1, 5):
+        full.record(float(k), 2.0, service_s=2.0)
+    assert full.stats(4.0).busy == 1.0
+
+
 def test_slo_compliance_counts_queries_at_or_under_the_slo() -> None:
     window = SlidingWindow(window_s=10, slo_ms=10.0)
     window.start(0.0)

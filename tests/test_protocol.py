@@ -135,6 +135,14 @@ def test_a_pipeline_stage_reading_is_typed() -> None:
     assert (worker.deployments[0].pipeline, worker.deployments[0].stage) == (None, None)
 
 
+def test_a_workers_busy_share_is_a_share() -> None:
+    msg = parse_line(_with_deployment(busy=0.25))
+    assert isinstance(msg, Sample) and msg.deployments[0].busy == 0.25
+    for bad in (1.5, -0.1, "0.5", True):
+        with pytest.raises(AgentLineError, match="field 'busy'"):
+            parse_line(_with_deployment(busy=bad))
+
+
 @pytest.mark.parametrize(
     ("fields", "why"),
     [

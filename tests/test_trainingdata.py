@@ -177,6 +177,23 @@ def test_corunner_mix_by_hand() -> None:
     assert corunner_mix([CoRunner("server", 1, 300.0, 10.0)]).open_load == pytest.approx(3.0)
 
 
+def test_open_busy_sums_what_open_workers_measure() -> None:
+    """Schema 4: the open co-runners' measured busy shares; their offered load (at most 1)
+    stands in for a worker that has not reported one; closed loops never count."""
+    mix = corunner_mix(
+        [
+            CoRunner("server", 8, 400.0, 10.0, busy=0.3),  # measured: its load (0.5) ignored
+            CoRunner("server", 1, 20.0, 10.0),  # not measured yet: its load, 0.2
+            CoRunner("offline", 32, None, 90.0, busy=0.4),  # a closed loop
+        ]
+    )
+    assert mix.open_busy == pytest.approx(0.5)
+    assert mix.open_load == pytest.approx(0.7)  # the latency-based column is unchanged
+    # Bounded at the whole device, whatever the workers report or offer.
+    overloaded = [CoRunner("server", 1, 300.0, 10.0), CoRunner("server", 1, 10.0, 5.0, busy=0.9)]
+    assert corunner_mix(overloaded).open_busy == 1.0
+
+
 def _as_live_host(s: Sample) -> HostView:
     """The sample's device before the target, as a simulated host reports it."""
     before = evaluate(s.profile, s.colocated, s.condition)
@@ -188,7 +205,8 @@ def _as_live_host(s: Sample) -> HostView:
     )  # fmt: skip
     readings = tuple(
         DeploymentReading(f"w{k}", "running", p.workload.name, p.batch, p.scenario,
-                          p50_ms=perf.p50_ms, p99_ms=perf.p99_ms, throughput=perf.throughput)
+                          p50_ms=perf.p50_ms, p99_ms=perf.p99_ms, throughput=perf.throughput,
+                          busy=perf.util)
         for k, (p, perf) in enumerate(zip(s.colocated, before.performances, strict=True))
     )  # fmt: skip
     return HostView(

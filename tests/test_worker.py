@@ -86,6 +86,8 @@ def test_worker_reports_metrics_and_stops_on_sigterm(tmp_path: Path, procs: list
     assert last["throughput"] == pytest.approx(4 * last["qps"])
     assert last["qps"] > 50  # ~200 (the CPU is shared: tests assert behaviour, not timings)
     assert 0 <= last["slo_compliance"] <= 1
+    # Busy share: its batches' execution time over the window, never the queueing too.
+    assert 0 < last["busy"] <= 1
     assert last["rss"] > 10 << 20
     assert last["t"] == pytest.approx(time.time(), abs=5)
     assert [line["count"] for line in lines] != [lines[0]["count"]] * len(lines)  # moving
