@@ -283,12 +283,13 @@ def test_several_files_are_concatenated(tmp_path: Path) -> None:
 # The issue's targets: p99 within 10% on 90% of held-out rows of seen workloads; Spearman 0.9 on
 # the unseen models. Schema 2 added the request's own rate (seen within 10% 40% -> 57%); schema 3
 # the co-runners' mix (57% -> 72%, unseen Spearman 0.91 -> 0.97: that target is met); twelve
-# times the generated rows and a third layer, 72% -> 83% (unseen Spearman 0.98). The rest of
-# the seen gap is the queueing term near saturation (docs/scheduler-model.md, section 5):
+# times the generated rows and a third layer, 72% -> 83% (unseen Spearman 0.98); the open
+# co-runners' measured busy share (schema 4), 83% -> 86%. The rest of
+# the seen gap is the queueing term near saturation (docs/scheduler-model.md, sections 5-6):
 # the seen target stays a strict expected failure (it reports the day it passes) and these
 # floors, just under what the shipped weights reach on fresh rows, guard against regressions.
 SEEN_TARGET, UNSEEN_TARGET = 0.90, 0.90
-SEEN_FLOOR, UNSEEN_FLOOR = 0.80, 0.96
+SEEN_FLOOR, UNSEEN_FLOOR = 0.84, 0.96
 CONFIDENT = 0.9  # predictions at least this confident ...
 CONFIDENT_FLOOR = 0.85  # ... are within 10% at least this often
 
