@@ -133,6 +133,17 @@ def device_ms(
     return np.maximum(np.asarray(p50_ms, dtype=np.float64) - transfer_ms, floor_ms)
 
 
+def idle_rows(rows: np.ndarray) -> np.ndarray:
+    """Device rows (a device_matrix) as the devices would be with nothing running: no load,
+    no co-runners, all memory free; capability, temperature and power mode as they are."""
+    out = np.array(rows, dtype=np.float64, copy=True)
+    out[:, COL_UTIL] = 0.0
+    out[:, COL_COLOCATED] = 0.0
+    out[:, COL_MEM_FREE_FRACTION] = 1.0
+    out[:, COL_MIX] = 0.0
+    return out
+
+
 def corunner(dep: Deployment, device: DeviceFeatures, origin: str = DEFAULT_ORIGIN) -> CoRunner:
     """`dep` as a co-runner on `device`. Its batch time is its measured p50 less the input
     transfer the link implies (the p50 a worker reports is a batch with the queueing it sees

@@ -53,6 +53,7 @@ from edgetop.core.placement import (
     device_ms,
     fmt_gib,
     fmt_ms,
+    idle_rows,
     memory_need,
     offered_util,
     set_mix,
@@ -233,18 +234,30 @@ def _score(
     p99 = np.full(n, np.nan)
     confidence = np.zeros(n)
     factor, factor50, observed = _corrections(request.model, request.batch, fleet, corrections)
+    service = bound.copy()
     if live.size:
-        pred = predictor.predict(x[live])
-        p50[live] = pred.p50_ms * factor50[live]
-        p99[live] = np.maximum(pred.p99_ms * factor[live], p50[live])
+        # Besides the request as it would run there, the request alone on each device, one
+        # query at a time: its p50 less the transfer is the device time of one batch without
+        # queueing or contention, the basis of its busy share (the p50 there carries both,
+        # and over-states it most where the device is shared). Devices alike share a row.
+        alone, same = np.unique(
+            feature_matrix(request.workload, request.batch, idle_rows(fleet.matrix[live])),
+            axis=0,
+            return_inverse=True,
+        )
+        pred = predictor.predict(np.vstack([x[live], alone]))
+        n_live = live.size
+        alone_p50 = np.asarray(pred.p50_ms[n_live:])[same.reshape(-1)] * factor50[live]
+        service[live] = device_ms(alone_p50, transfer[live], bound[live])
+        p50[live] = pred.p50_ms[:n_live] * factor50[live]
+        p99[live] = np.maximum(pred.p99_ms[:n_live] * factor[live], p50[live])
         # Seeing the model run there (or on a device of the same profile) is evidence the
         # ensemble's spread knows nothing about.
         confidence[live] = np.where(
-            observed[live], np.maximum(pred.confidence, settings.observed_confidence),
-            pred.confidence,
+            observed[live], np.maximum(pred.confidence[:n_live], settings.observed_confidence),
+            pred.confidence[:n_live],
         )  # fmt: skip
-    busy_ms = np.where(np.isnan(p50), bound, device_ms(p50, transfer, bound))
-    util_after = fleet.util + offered_util(request.scenario, request.qps, request.batch, busy_ms)
+    util_after = fleet.util + offered_util(request.scenario, request.qps, request.batch, service)
     verdict = np.zeros(live.size, dtype=np.int8)
     lp99, lconf = p99[live], confidence[live]
     verdict[lp99 * (1.0 + settings.headroom(lconf)) > request.slo_ms] = _SLO
@@ -257,10 +270,14 @@ def _score(
 
 
 def newcomer_corunner(
-    request: Request, p50_ms: float, device: DeviceFeatures, origin: str
+    request: Request,
+    p50_ms: float,
+    device: DeviceFeatures,
+    origin: str,
+    busy: float | None = None,
 ) -> CoRunner:
     """The request as a co-runner of a device's residents, at its predicted p50 there (the
-    figure its worker would report once it runs)."""
+    figure its worker would report once it runs) and, where estimated, its busy share."""
     planned = Deployment(
         id="(new)",
         model=request.model,
@@ -269,6 +286,7 @@ def newcomer_corunner(
         scenario=request.scenario,
         qps=request.qps,
         p50_ms=p50_ms if np.isfinite(p50_ms) else None,
+        busy=None if busy is None else min(max(busy, 0.0), 1.0),
     )
     return corunner(planned, device, origin)
 
@@ -285,6 +303,24 @@ def _others(
     return [corunner(r, device, origin) for r in residents if r is not dep]
 
 
+def _without_itself(
+    dep: Deployment, device_row: np.ndarray, mem_total: float, kind: str
+) -> np.ndarray:
+    """The device row `dep` sees of its device: its own load, slot and memory taken out, the
+    way the network was trained (a row describes the device before the workload joins)."""
+    own = memory_need(dep.workload, dep.batch, kind) if dep.workload is not None else 0.0
+    return adjusted_rows(device_row[None, :], -_own_util(dep), -1.0, own, mem_total)
+
+
+@dataclass(frozen=True)
+class _ResidentRows:
+    """Each checked resident's feature row before a newcomer joins (as it runs now) and after."""
+
+    before: list[np.ndarray]
+    after: list[np.ndarray]
+    residents: list[Deployment]
+
+
 def _resident_rows(
     newcomer_util: float,
     newcomer_need: float,
@@ -295,52 +331,64 @@ def _resident_rows(
     device: DeviceFeatures | None = None,
     newcomer: CoRunner | None = None,
     origin: str = DEFAULT_SETTINGS.origin,
-) -> tuple[list[np.ndarray], list[Deployment]]:
+) -> _ResidentRows:
     """Feature rows of each resident (with a workload and an SLO) on a device in state
-    `device_row` once a newcomer (its offered utilisation and memory) joins: the device's
-    state without the resident itself (its own load taken out when its latency is known) plus
-    the newcomer, the way the network was trained. With `device` (the slot's features) the
-    co-runner columns are rebuilt too: the other residents and the `newcomer`."""
-    rows: list[np.ndarray] = []
-    checked: list[Deployment] = []
+    `device_row`, as it runs now and once a newcomer (its offered utilisation and memory)
+    joins: the device's state without the resident itself, then plus the newcomer. With
+    `device` (the slot's features) the co-runner columns are rebuilt too: the other residents,
+    then also the `newcomer`."""
+    out = _ResidentRows([], [], [])
     for dep in residents:
         if dep.workload is None or dep.slo_ms is None:
             continue
-        d_free = memory_need(dep.workload, dep.batch, kind) - newcomer_need
-        row = adjusted_rows(
-            device_row[None, :], newcomer_util - _own_util(dep), 0.0, d_free, mem_total
-        )
+        alone = _without_itself(dep, device_row, mem_total, kind)
+        joined = adjusted_rows(alone, newcomer_util, 1.0, -newcomer_need, mem_total)
         if device is not None:
             mates = _others(residents, dep, device, origin)
-            row = set_mix(row, [[*mates, newcomer] if newcomer is not None else mates])
-        rows.append(feature_matrix(dep.workload, dep.batch, row, dep.qps)[0])
-        checked.append(dep)
-    return rows, checked
+            alone = set_mix(alone, [mates])
+            joined = set_mix(joined, [[*mates, newcomer] if newcomer is not None else mates])
+        out.before.append(feature_matrix(dep.workload, dep.batch, alone, dep.qps)[0])
+        out.after.append(feature_matrix(dep.workload, dep.batch, joined, dep.qps)[0])
+        out.residents.append(dep)
+    return out
 
 
 def _harm_reasons(
-    groups: Sequence[tuple[int, str, list[np.ndarray], list[Deployment]]],
+    groups: Sequence[tuple[int, str, _ResidentRows]],
     predictor: Predictor,
     corrections: Corrections | None,
     settings: DecisionSettings,
 ) -> dict[int, str]:
     """One prediction for the residents of several devices: device -> the first resident it
-    would push past its SLO (devices where none would be are absent)."""
-    rows = [r for _, _, rs, _ in groups for r in rs]
-    if not rows:
+    would push past its SLO (devices where none would be are absent).
+
+    A resident whose p99 is measured is anchored to it: its p99 after is the measured one
+    times the slowdown the network predicts from the newcomer (after / before, at least 1), so
+    the network's error on that resident in that state cancels out. One without a measurement
+    yet takes the network's p99 after, corrected per (model, device, batch)."""
+    after = [r for _, _, g in groups for r in g.after]
+    if not after:
         return {}
-    pred = predictor.predict(np.stack(rows))
-    headroom = settings.headroom(np.asarray(pred.confidence, dtype=np.float64))
+    before = [r for _, _, g in groups for r in g.before]
+    pred = predictor.predict(np.stack([*after, *before]))
+    n = len(after)
+    p99_after, p99_before = pred.p99_ms[:n], pred.p99_ms[n:]
+    headroom = settings.headroom(np.asarray(pred.confidence[:n], dtype=np.float64))
     harm: dict[int, str] = {}
     k = 0
-    for i, key, _, deps in groups:
-        for dep in deps:
+    for i, key, g in groups:
+        for dep in g.residents:
             assert dep.slo_ms is not None
-            f = corrections.factor(dep.model, key, batch=dep.batch) if corrections else 1.0
-            p99 = float(pred.p99_ms[k]) * f
+            if dep.p99_ms:
+                now = f"from p99 {fmt_ms(dep.p99_ms)} ms "
+                p99 = dep.p99_ms * max(float(p99_after[k] / p99_before[k]), 1.0)
+            else:
+                now = ""
+                f = corrections.factor(dep.model, key, batch=dep.batch) if corrections else 1.0
+                p99 = float(p99_after[k]) * f
             if i not in harm and p99 * (1.0 + float(headroom[k])) > dep.slo_ms:
                 harm[i] = (
-                    f"would push {dep.id} ({dep.model}) to p99 {fmt_ms(p99)} ms "
+                    f"would push {dep.id} ({dep.model}) {now}to p99 {fmt_ms(p99)} ms "
                     f"> its SLO {fmt_ms(dep.slo_ms)} ms"
                 )
             k += 1
@@ -366,7 +414,7 @@ def would_harm(
     `residents` past its SLO, or None if none would be predicted to. `device` (the slot's
     features) and `newcomer` (the deployment as a co-runner) rebuild the residents' co-runner
     columns; without them those columns stay as `device_row` has them."""
-    rows, deps = _resident_rows(
+    rows = _resident_rows(
         newcomer_util,
         newcomer_need,
         device_row,
@@ -377,7 +425,7 @@ def would_harm(
         newcomer,
         settings.origin,
     )
-    return _harm_reasons([(0, key, rows, deps)], predictor, corrections, settings).get(0)
+    return _harm_reasons([(0, key, rows)], predictor, corrections, settings).get(0)
 
 
 def _neighbour_harm(
@@ -394,18 +442,19 @@ def _neighbour_harm(
     for i in indices:
         slot = fleet.slots[i]
         if slot.deployments:
-            rows, deps = _resident_rows(
-                float(s.util_after[i] - fleet.util[i]),
+            busy = float(s.util_after[i] - fleet.util[i])
+            rows = _resident_rows(
+                busy,
                 float(s.need[i]),
                 fleet.matrix[i],
                 float(fleet.mem_total[i]),
                 slot.features.kind,
                 slot.deployments,
                 slot.features,
-                newcomer_corunner(request, float(s.p50[i]), slot.features, settings.origin),
+                newcomer_corunner(request, float(s.p50[i]), slot.features, settings.origin, busy),
                 settings.origin,
             )
-            groups.append((i, slot.key, rows, deps))
+            groups.append((i, slot.key, rows))
     return _harm_reasons(groups, predictor, corrections, settings)
 
 
@@ -564,9 +613,8 @@ def observed_corrections(
         for dep in slot.deployments:
             if dep.workload is None or not dep.p99_ms:
                 continue
-            own = memory_need(dep.workload, dep.batch, slot.features.kind)
-            device = adjusted_rows(
-                fleet.matrix[i : i + 1], -_own_util(dep), -1.0, own, float(fleet.mem_total[i])
+            device = _without_itself(
+                dep, fleet.matrix[i], float(fleet.mem_total[i]), slot.features.kind
             )
             device = set_mix(device, [_others(slot.deployments, dep, slot.features, origin)])
             rows.append(feature_matrix(dep.workload, dep.batch, device, dep.qps)[0])

@@ -178,14 +178,16 @@ def test_hopeless_devices_are_ruled_out_before_predicting() -> None:
     # 246 GFLOPs x 32 at 10 TFLOPS is 788 ms, still 394 ms at twice the stated peak.
     assert why["slow"] == "needs over 394 ms per batch even at 2x its peak compute > SLO 100 ms"
     assert why["steady"] == "predicted p99 121 ms > SLO 100 ms"
-    assert predictor.rows == 1  # only "steady" was worth asking the network about
+    # Only "steady" was worth asking the network about: as the request would run there, and
+    # alone (its device time).
+    assert predictor.rows == 2
 
 
 def test_a_large_fleet_scores_only_a_shortlist() -> None:
     fleet = three()
     predictor = Scripted(TABLE)
     rec = recommend(request(), fleet, predictor, settings=DecisionSettings(max_scored=2))
-    assert predictor.rows == 2
+    assert predictor.rows == 2 * 2  # each scored device: in place and alone
     # The proxy (roofline time) prefers the higher peaks; the slow device is not scored.
     assert hosts(rec) == ["steady", "tail"]
     assert [(r.host, r.reason) for r in rec.rejected] == [
@@ -220,7 +222,7 @@ def test_low_confidence_needs_more_headroom() -> None:
 
 def test_busy_device_rejected_by_offered_load() -> None:
     fleet = Fleet.build([slot("busy", 100.0, util=0.7), slot("free", 10.0)])
-    # 200 qps at batch 1: busy gets 0.7 + 200 x (2 x 3.8 ms) -> over the cap.
+    # 200 qps at batch 1: busy gets 0.7 + 200 x 2 ms (its time alone there) -> over the cap.
     rec = recommend(request(slo=100.0, qps=200.0), fleet, Scripted(TABLE), settings=LOCAL)
     assert hosts(rec) == []
     why = {r.host: r.reason for r in rec.rejected}
@@ -230,22 +232,62 @@ def test_busy_device_rejected_by_offered_load() -> None:
 def test_neighbour_that_would_miss_its_slo_rejects_the_device() -> None:
     table = {100.0: (2.0, 3.0, 0.9), 10.0: (8.0, 12.0, 0.9)}
     resident = Deployment(
-        "d1", "bert-large", 1, BERT, qps=1.0, slo_ms=250.0, p50_ms=100.0, host="shared",
+        "d1", "bert-large", 1, BERT, qps=1.0, slo_ms=190.0, p50_ms=100.0, host="shared",
         device="gpu0",
     )  # fmt: skip
     fleet = Fleet.build(
         [slot("shared", 100.0, util=0.2, deployments=(resident,)), slot("alone", 10.0)]
     )
-    # The newcomer is fastest on "shared" (p99 5.4 ms against 12) but adds 0.36 utilisation
-    # there; BERT (30x ResNet's GFLOPs) is then predicted at 3 x 30 x (1 + 4 x 0.46) = 257 ms.
+    # The newcomer is fastest on "shared" (p99 5.4 ms against 12) but adds 100 qps x 2 ms (its
+    # p50 there alone) = 0.2 utilisation to d1's view of the device (0.2 less its own 0.1); BERT
+    # (30x ResNet's GFLOPs) is then predicted at 3 x 30.1 x (1 + 4 x 0.3) = 199 ms.
     rec = recommend(request(slo=50.0, qps=100.0), fleet, Scripted(table), settings=LOCAL)
     assert hosts(rec) == ["alone"]
     (rejected,) = rec.rejected
-    assert rejected.reason == "would push d1 (bert-large) to p99 257 ms > its SLO 250 ms"
+    assert rejected.reason == "would push d1 (bert-large) to p99 199 ms > its SLO 190 ms"
     # Without the neighbour check the fast device wins.
     off = DecisionSettings(check_neighbours=False, origin="local")
     loose = recommend(request(slo=50.0, qps=100.0), fleet, Scripted(table), settings=off)
     assert hosts(loose) == ["shared", "alone"]
+
+
+def test_a_shared_device_is_judged_by_the_requests_own_device_time() -> None:
+    # "shared" runs at 60%: the request's p50 there is 2 ms x (1 + 4 x 0.6) = 6.8 ms, queueing
+    # and contention included; alone it is 2 ms. Its busy share is 100 qps x 2 ms = 0.2, so the
+    # device ends at 80% (under the 85% cap), not 0.6 + 0.68.
+    fleet = Fleet.build([slot("shared", 100.0, util=0.6)])
+    rec = recommend(request(slo=100.0, qps=100.0, objective="balance"), fleet,
+                    Scripted(TABLE), settings=LOCAL)  # fmt: skip
+    assert hosts(rec) == ["shared"]
+    assert rec.candidates[0].reason.startswith("80% busy after, ")
+
+
+def test_a_measured_neighbour_is_judged_from_its_measured_p99() -> None:
+    table = {100.0: (2.0, 3.0, 0.9), 10.0: (8.0, 12.0, 0.9)}
+
+    def fleet_with(p99_ms: float) -> Fleet:
+        resident = Deployment(
+            "d1", "bert-large", 1, BERT, qps=1.0, slo_ms=190.0, p50_ms=100.0, p99_ms=p99_ms,
+            host="shared", device="gpu0",
+        )  # fmt: skip
+        return Fleet.build(
+            [slot("shared", 100.0, util=0.2, deployments=(resident,)), slot("alone", 10.0)]
+        )
+
+    # The network puts d1 at 3 x 30.1 x (1 + 4 x 0.1) = 127 ms as it runs now (0.2 less its own
+    # 0.1) and at 199 ms beside the newcomer (+0.2): 1.57x slower. Unanchored, 199 ms misses
+    # the 190 ms SLO; from a measured 100 ms, d1 goes to 157 ms and keeps it.
+    rec = recommend(request(slo=50.0, qps=100.0), fleet_with(100.0), Scripted(table),
+                    settings=LOCAL)  # fmt: skip
+    assert hosts(rec) == ["shared", "alone"]
+    # From a measured 130 ms it would go to 204 ms.
+    rec = recommend(request(slo=50.0, qps=100.0), fleet_with(130.0), Scripted(table),
+                    settings=LOCAL)  # fmt: skip
+    assert hosts(rec) == ["alone"]
+    (rejected,) = rec.rejected
+    assert rejected.reason == (
+        "would push d1 (bert-large) from p99 130 ms to p99 204 ms > its SLO 190 ms"
+    )
 
 
 def test_corrections_shift_predictions_and_ranking() -> None:
@@ -414,7 +456,7 @@ def test_residents_rows_have_the_newcomer_and_the_others_as_co_runners() -> None
     recorder = Recording(table)
     rec = recommend(request(slo=1e4, qps=50.0), fleet, recorder, settings=LOCAL)
     assert hosts(rec) == ["shared"]
-    newcomer_rows, d1_row, d2_row = recorder.seen
+    newcomer_rows, alone, d1_row, d2_row, d1_now, d2_now = recorder.seen
     # The request sees both residents.
     assert newcomer_rows[COL_OPEN] == pytest.approx(0.1)
     assert newcomer_rows[COL_CLOSED] == 1
@@ -426,6 +468,11 @@ def test_residents_rows_have_the_newcomer_and_the_others_as_co_runners() -> None
     # ... d2 sees d1 and the newcomer, and no closed loop.
     assert d2_row[COL_OPEN] == pytest.approx(0.1 + new_load)
     assert d2_row[COL_CLOSED] == 0 and d2_row[COL_CLOSED_MS] == 0.0
+    # As they run now (what a measured p99 anchors to), each sees only the other.
+    assert (d1_now[COL_OPEN], d1_now[COL_CLOSED]) == (0.0, 1)
+    assert (d2_now[COL_OPEN], d2_now[COL_CLOSED]) == (pytest.approx(0.1), 0)
+    # The request alone (its device time): an idle device, no co-runners.
+    assert (alone[COL_UTIL], alone[COL_OPEN], alone[COL_CLOSED]) == (0.0, 0.0, 0)
 
 
 def test_observed_corrections_take_the_deployment_out_of_its_co_runners() -> None:
