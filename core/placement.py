@@ -51,6 +51,7 @@ _REPRESENTATIVE = {p.kind: p for p in reversed(PROFILES.values())}
 COL_MEM_FREE_FRACTION = DEVICE_COLUMNS.index("mem_free_fraction")
 COL_UTIL = DEVICE_COLUMNS.index("util")
 COL_COLOCATED = DEVICE_COLUMNS.index("colocated")
+COL_TEMP = DEVICE_COLUMNS.index("temp_norm")
 COL_MIX = MIX_COLUMNS  # the co-runner columns (schemas 3 and 4)
 
 
@@ -135,13 +136,24 @@ def device_ms(
 
 def idle_rows(rows: np.ndarray) -> np.ndarray:
     """Device rows (a device_matrix) as the devices would be with nothing running: no load,
-    no co-runners, all memory free; capability, temperature and power mode as they are."""
+    no co-runners, all memory free; capability, throttling and power mode as they are, the
+    temperature to the nearest 10 °C (so that devices alike have the same row)."""
     out = np.array(rows, dtype=np.float64, copy=True)
     out[:, COL_UTIL] = 0.0
     out[:, COL_COLOCATED] = 0.0
     out[:, COL_MEM_FREE_FRACTION] = 1.0
     out[:, COL_MIX] = 0.0
+    out[:, COL_TEMP] = np.round(out[:, COL_TEMP], 1)  # temp_c / 100
     return out
+
+
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct rows of `rows`, the index of each row among them): predict once per kind
+    of row. Compares the rows' bytes, ~7x faster than np.unique(axis=0)."""
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return rows[first], inverse.reshape(-1)
 
 
 def corunner(dep: Deployment, device: DeviceFeatures, origin: str = DEFAULT_ORIGIN) -> CoRunner:

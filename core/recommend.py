@@ -6,16 +6,20 @@ For one request over a fleet of n devices (all vectorised; n = 1,000 in a couple
    corrections from observed latencies scale them (per model and device, and per batch where
    that batch ran on the device: core/corrections.py);
 2. a device is rejected when it is offline, when the deployment does not fit in its free
-   memory, when it would be too busy afterwards (its utilisation plus the request's own offered
-   load, estimated from qps x predicted time per batch, above `util_cap`), or when the
-   predicted p99 with headroom misses the SLO. The headroom grows as the ensemble's
-   confidence falls: `p99 * (1 + margin + (1 - confidence) * uncertainty) <= slo`;
+   memory, when it would be too busy afterwards (its utilisation plus the request's own busy
+   share above `util_cap`: qps / batch x the device time of a batch, which is the request's
+   predicted p50 alone on that device less the input transfer, so that neither queueing nor
+   the co-runners' contention inflates it), or when the predicted p99 with headroom misses
+   the SLO. The headroom grows as the ensemble's confidence falls:
+   `p99 * (1 + margin + (1 - confidence) * uncertainty) <= slo`;
 3. the rest are ranked by the objective (lowest p99; highest samples/s; lowest joules per
    sample; lowest utilisation afterwards);
 4. walking down the ranking, a device is kept only if the deployments already on it are
    predicted to keep their own SLOs with the newcomer there (contention is what the network
    learned from the utilisation, co-location and co-runner columns: each resident's row has
-   the others and the newcomer, at its predicted p50, as co-runners), until `top` are kept;
+   the others and the newcomer, at its predicted p50 and busy share, as co-runners), until
+   `top` are kept. A resident with a measured p99 is judged by it times the slowdown the
+   network predicts (its row with the newcomer over its row as it runs now);
 5. when none is kept, devices turned down only on the predicted p99 are offered as trials
    (`Candidate.trial`), ranked and neighbour-checked the same way: those predicted within the
    SLO but short of the headroom, and, where the ensemble is unsure, those whose p99 one
@@ -51,6 +55,7 @@ from edgetop.core.placement import (
     admission_reason,
     corunner,
     device_ms,
+    distinct_rows,
     fmt_gib,
     fmt_ms,
     idle_rows,
@@ -235,20 +240,22 @@ def _score(
     confidence = np.zeros(n)
     factor, factor50, observed = _corrections(request.model, request.batch, fleet, corrections)
     service = bound.copy()
+    # An open stream (a rate) keeps a device busy for a share of its time: its batches' device
+    # time. A closed loop takes what the others leave and offers no load (offered_util).
+    opens = request.scenario != "offline" and bool(request.qps)
     if live.size:
         # Besides the request as it would run there, the request alone on each device, one
         # query at a time: its p50 less the transfer is the device time of one batch without
         # queueing or contention, the basis of its busy share (the p50 there carries both,
         # and over-states it most where the device is shared). Devices alike share a row.
-        alone, same = np.unique(
-            feature_matrix(request.workload, request.batch, idle_rows(fleet.matrix[live])),
-            axis=0,
-            return_inverse=True,
-        )
+        alone, same = distinct_rows(
+            feature_matrix(request.workload, request.batch, idle_rows(fleet.matrix[live]))
+        ) if opens else (x[:0], np.zeros(0, dtype=np.int64))  # fmt: skip
         pred = predictor.predict(np.vstack([x[live], alone]))
         n_live = live.size
-        alone_p50 = np.asarray(pred.p50_ms[n_live:])[same.reshape(-1)] * factor50[live]
-        service[live] = device_ms(alone_p50, transfer[live], bound[live])
+        if opens:
+            alone_p50 = np.asarray(pred.p50_ms[n_live:])[same] * factor50[live]
+            service[live] = device_ms(alone_p50, transfer[live], bound[live])
         p50[live] = pred.p50_ms[:n_live] * factor50[live]
         p99[live] = np.maximum(pred.p99_ms[:n_live] * factor[live], p50[live])
         # Seeing the model run there (or on a device of the same profile) is evidence the

@@ -178,16 +178,16 @@ def test_hopeless_devices_are_ruled_out_before_predicting() -> None:
     # 246 GFLOPs x 32 at 10 TFLOPS is 788 ms, still 394 ms at twice the stated peak.
     assert why["slow"] == "needs over 394 ms per batch even at 2x its peak compute > SLO 100 ms"
     assert why["steady"] == "predicted p99 121 ms > SLO 100 ms"
-    # Only "steady" was worth asking the network about: as the request would run there, and
-    # alone (its device time).
-    assert predictor.rows == 2
+    # Only "steady" was worth asking the network about (a closed loop: one row, no device time
+    # to estimate).
+    assert predictor.rows == 1
 
 
 def test_a_large_fleet_scores_only_a_shortlist() -> None:
     fleet = three()
     predictor = Scripted(TABLE)
     rec = recommend(request(), fleet, predictor, settings=DecisionSettings(max_scored=2))
-    assert predictor.rows == 2 * 2  # each scored device: in place and alone
+    assert predictor.rows == 2
     # The proxy (roofline time) prefers the higher peaks; the slow device is not scored.
     assert hosts(rec) == ["steady", "tail"]
     assert [(r.host, r.reason) for r in rec.rejected] == [
