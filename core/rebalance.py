@@ -11,7 +11,8 @@ Greedy by gain per migration (every move is one migration), at most `max_moves`:
 A target must be online, have the memory, stay under the utilisation cap and not push the
 deployments already there past their SLOs (the same checks as `recommend`). After a move both
 devices' rows change: utilisation, co-location, free memory and the co-runner columns (the
-moved deployment joins the target's co-runners at its predicted p50 there). Predictions are
+moved deployment joins the target's co-runners at its predicted p50 there, and its busy share
+from its device time alone there, as `recommend` estimates a newcomer's). Predictions are
 made once per distinct (workload, batch) over all devices, and after each move only for the
 two devices it changed: 500 deployments over 200 devices is a few thousand rows.
 """
@@ -40,6 +41,7 @@ from edgetop.core.recommend import (
     DEFAULT_SETTINGS,
     DecisionSettings,
     adjusted_rows,
+    alone_rows,
     objective_score,
     roofline_bound,
     would_harm,
@@ -146,6 +148,14 @@ def plan_rebalance(
         conf[:, cols] = np.asarray(pred.confidence).reshape(shape)
 
     predict_columns(np.arange(n_dev))
+    # Each group alone on every device: the device time a moved deployment would take there,
+    # without queueing or contention (as `recommend` estimates a newcomer's busy share).
+    alone = [alone_rows(r.workload, r.batch, fleet.matrix) for r in reps]  # type: ignore[arg-type]
+    alone_pred = predictor.predict(np.concatenate([rows for rows, _ in alone]))
+    starts = np.cumsum([0, *(len(rows) for rows, _ in alone)])
+    alone50 = np.stack(
+        [np.asarray(alone_pred.p50_ms[starts[g] :])[idx] for g, (_, idx) in enumerate(alone)]
+    )
     factor = np.ones((len(deps), n_dev))
     factor50 = np.ones((len(deps), n_dev))
     if corrections is not None:
@@ -200,11 +210,9 @@ def plan_rebalance(
         t50 = p50[group_of] * factor50
         t99 = p99[group_of] * factor
         headroom = settings.headroom(conf[group_of])
+        service = device_ms(alone50[group_of] * factor50, transfer, floor)
         new_util = np.stack(
-            [
-                offered_util(d.scenario, d.qps, d.batch, device_ms(t50[k], transfer[k], floor[k]))
-                for k, d in enumerate(deps)
-            ]
+            [offered_util(d.scenario, d.qps, d.batch, service[k]) for k, d in enumerate(deps)]
         )
         util_after = state.util[None, :] + new_util
         valid = (
@@ -240,7 +248,11 @@ def plan_rebalance(
         dep = deps[k]
         # The deployment at j as the residents would see it: its predicted p50 there.
         arriving = replace(
-            dep, p50_ms=float(t50[k, j]), p99_ms=float(t99[k, j]), busy=None, **_at(fleet, j)
+            dep,
+            p50_ms=float(t50[k, j]),
+            p99_ms=float(t99[k, j]),
+            busy=min(float(new_util[k, j]), 1.0),
+            **_at(fleet, j),
         )
         harm = would_harm(
             float(new_util[k, j]),

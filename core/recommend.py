@@ -65,11 +65,13 @@ from edgetop.core.placement import (
 )
 from edgetop.models.predictor import CONFIDENCE_SCALE
 from edgetop.models.schedfeatures import FEATURE_NAMES, CoRunner, DeviceFeatures, feature_matrix
+from edgetop.models.workload import WorkloadFeatures
 
 __all__ = [
     "DecisionSettings",
     "LearnedPolicy",
     "adjusted_rows",
+    "alone_rows",
     "newcomer_corunner",
     "objective_score",
     "observed_corrections",
@@ -248,9 +250,11 @@ def _score(
         # query at a time: its p50 less the transfer is the device time of one batch without
         # queueing or contention, the basis of its busy share (the p50 there carries both,
         # and over-states it most where the device is shared). Devices alike share a row.
-        alone, same = distinct_rows(
-            feature_matrix(request.workload, request.batch, idle_rows(fleet.matrix[live]))
-        ) if opens else (x[:0], np.zeros(0, dtype=np.int64))  # fmt: skip
+        alone, same = (
+            alone_rows(request.workload, request.batch, fleet.matrix[live])
+            if opens
+            else (x[:0], np.zeros(0, dtype=np.int64))
+        )
         pred = predictor.predict(np.vstack([x[live], alone]))
         n_live = live.size
         if opens:
@@ -296,6 +300,15 @@ def newcomer_corunner(
         busy=None if busy is None else min(max(busy, 0.0), 1.0),
     )
     return corunner(planned, device, origin)
+
+
+def alone_rows(
+    workload: WorkloadFeatures, batch: int, devices: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows of `workload` alone on each of `devices` (a device_matrix), one query at a
+    time: (the distinct rows, the index of each device's row among them). Their p50 less the
+    input transfer is a batch's device time, without queueing or the co-runners' contention."""
+    return distinct_rows(feature_matrix(workload, batch, idle_rows(devices)))
 
 
 def _own_util(dep: Deployment) -> float:

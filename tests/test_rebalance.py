@@ -115,3 +115,18 @@ def test_after_a_move_both_devices_rows_have_their_new_co_runners() -> None:
     # d1 at "fast": 100 qps x its predicted p50 there (2 ms, scripted) = 0.2 open load.
     assert fast[col["corunner_open_load"]] == pytest.approx(0.2)
     assert fast[col["corunner_closed"]] == 0
+
+
+def test_a_move_is_judged_by_its_device_time_at_the_target() -> None:
+    """The target at 60%: the deployment's p50 there is 2 ms x (1 + 4 x 0.6) = 6.8 ms, its
+    queueing and contention included, and 100 qps of that would take the device to 128%; its
+    device time alone there is 2 ms, so it ends at 80%, under the cap, and the move is made."""
+    deps = [deployment(1, "slow", qps=100.0, p50_ms=9.0, p99_ms=20.0, slo=15.0)]
+    fleet = Fleet.build(
+        [
+            DeviceSlot("slow", "gpu0", device(10.0), deployments=tuple(deps)),
+            DeviceSlot("busy", "gpu0", device(100.0, util=0.6)),
+        ]
+    )
+    plan = plan_rebalance(deps, fleet, Scripted(TABLE), settings=DecisionSettings(origin="local"))
+    assert [(m.deployment, m.target) for m in plan.moves] == [("d1", "busy/gpu0")]
