@@ -23,7 +23,7 @@ import argparse
 import collections
 from typing import Any
 
-from edgetop.core.evaluation import EvalConfig, _Fleetwide, make_stream, simulate
+from edgetop.core.evaluation import EvalConfig, make_stream, simulate
 from edgetop.core.placement import Fleet, Recommendation, Request
 from edgetop.core.policies import OraclePolicy
 from edgetop.core.profiles import get_profile
@@ -52,26 +52,45 @@ def _check(reason: str) -> str:
     return next((name for prefix, name in _CHECKS if reason.startswith(prefix)), "other")
 
 
+def _loads(text: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    known = dict(EvalConfig().loads)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: loads are a comma-separated list of {', '.join(known)}"
+        )
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are whole numbers >= 0, e.g. 0,1,2")
+    return seeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loads", default="light,medium,high")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--loads", type=_loads, default="light,medium,high")
+    parser.add_argument("--seeds", type=_seeds, default="0,1,2")
     args = parser.parse_args()
     config = EvalConfig()
     catalog = load_catalog()
     predictor = load_default()
     profiles = [get_profile(p) for p in config.fleet]
-    fleetwide = _Fleetwide(profiles, catalog, config.origin)
     warmup = config.warmup_lifetimes * config.mean_lifetime_s
-    seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"predictor {predictor.version}; seeds {seeds}")
-    for load_name in args.loads.split(","):
+    print(f"predictor {predictor.version}; seeds {args.seeds}")
+    for load_name in args.loads:
         load = dict(config.loads)[load_name]
         total: collections.Counter[str] = collections.Counter()
         served: collections.Counter[str] = collections.Counter()
         lost: collections.Counter[tuple[str, str]] = collections.Counter()
-        for seed in seeds:
-            stream = make_stream(config, catalog, seed, load, fleetwide)
+        for seed in args.seeds:
+            stream = make_stream(config, catalog, seed, load)
             policy = _Judged(predictor)
             outcomes = simulate(policy, stream, profiles, catalog, config.origin)
             for out, (rec, oracle) in zip(outcomes, policy.log, strict=True):

@@ -457,6 +457,12 @@ class Predictor(Protocol):
     def predict(self, x: np.ndarray) -> PredictionLike: ...
 
 
+def offers_load(scenario: str, qps: float | None) -> bool:
+    """Whether a deployment's arrivals are open (a rate, any scenario but offline): only those
+    offer a load that queues others."""
+    return scenario != "offline" and bool(qps)
+
+
 def offered_util(
     scenario: str, qps: float | None, batch: int, time_per_batch_ms: np.ndarray
 ) -> np.ndarray:
@@ -467,8 +473,8 @@ def offered_util(
     leave, so it counts 0 here (core/perfmodel.py serves open placements first the same way).
     """
     t = np.asarray(time_per_batch_ms, dtype=np.float64)
-    if scenario != "offline" and qps:
-        return (qps / batch) * t / 1000.0
+    if offers_load(scenario, qps):
+        return (qps / batch) * t / 1000.0  # type: ignore[operator]
     return np.zeros_like(t)
 
 

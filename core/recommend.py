@@ -61,6 +61,7 @@ from edgetop.core.placement import (
     idle_rows,
     memory_need,
     offered_util,
+    offers_load,
     set_mix,
 )
 from edgetop.models.predictor import CONFIDENCE_SCALE
@@ -244,19 +245,18 @@ def _score(
     service = bound.copy()
     # An open stream (a rate) keeps a device busy for a share of its time: its batches' device
     # time. A closed loop takes what the others leave and offers no load (offered_util).
-    opens = request.scenario != "offline" and bool(request.qps)
+    opens = offers_load(request.scenario, request.qps)
     if live.size:
         # Besides the request as it would run there, the request alone on each device, one
         # query at a time: its p50 less the transfer is the device time of one batch without
         # queueing or contention, the basis of its busy share (the p50 there carries both,
         # and over-states it most where the device is shared). Devices alike share a row.
-        alone, same = (
-            alone_rows(request.workload, request.batch, fleet.matrix[live])
-            if opens
-            else (x[:0], np.zeros(0, dtype=np.int64))
-        )
-        pred = predictor.predict(np.vstack([x[live], alone]))
+        rows = x[live]
         n_live = live.size
+        if opens:
+            alone, same = alone_rows(request.workload, request.batch, fleet.matrix[live])
+            rows = np.vstack([rows, alone])
+        pred = predictor.predict(rows)
         if opens:
             alone_p50 = np.asarray(pred.p50_ms[n_live:])[same] * factor50[live]
             service[live] = device_ms(alone_p50, transfer[live], bound[live])
