@@ -246,14 +246,20 @@ class Fleet:
     cloud: np.ndarray  # bool: a cloud GPU server (queries reach it over the WAN from the edge)
     groups: tuple[str, ...]  # devices alike (their profile): corrections carry over within one
     index: Mapping[str, int] = field(repr=False)
+    # The devices as they would be idle (idle_rows), each distinct row once, and each device's
+    # row among them: a request's alone-row features are built once per kind of device.
+    idle_matrix: np.ndarray = field(repr=False)
+    idle_index: np.ndarray = field(repr=False)
 
     @classmethod
     def build(cls, slots: Sequence[DeviceSlot]) -> Fleet:
         slots = tuple(slots)
         feats = [s.features for s in slots]
+        matrix = device_matrix(feats)
+        idle, which = distinct_rows(idle_rows(matrix))
         return cls(
             slots=slots,
-            matrix=_frozen(device_matrix(feats)),
+            matrix=_frozen(matrix),
             mem_free=_frozen(np.array([f.mem_free_bytes for f in feats], dtype=np.float64)),
             mem_total=_frozen(np.array([f.mem_total_bytes for f in feats], dtype=np.float64)),
             util=_frozen(np.array([min(max(f.util, 0.0), 1.0) for f in feats], dtype=np.float64)),
@@ -269,6 +275,8 @@ class Fleet:
             cloud=_frozen(np.array([f.kind == "gpu-server" for f in feats], dtype=bool)),
             groups=tuple(_group(s) for s in slots),
             index=MappingProxyType({s.key: i for i, s in enumerate(slots)}),
+            idle_matrix=_frozen(idle),
+            idle_index=_frozen(which),
         )
 
     def __len__(self) -> int:
@@ -289,9 +297,11 @@ class Fleet:
             out[idx] = rows
             return _frozen(out)
 
+        matrix = merged(self.matrix, part.matrix)
+        idle, which = distinct_rows(idle_rows(matrix))
         return Fleet(
             slots=tuple(slots),
-            matrix=merged(self.matrix, part.matrix),
+            matrix=matrix,
             mem_free=merged(self.mem_free, part.mem_free),
             mem_total=merged(self.mem_total, part.mem_total),
             util=merged(self.util, part.util),
@@ -304,6 +314,8 @@ class Fleet:
             index=self.index
             if all(slots[i].key == self.slots[i].key for i in idx)
             else MappingProxyType({s.key: i for i, s in enumerate(slots)}),
+            idle_matrix=_frozen(idle),
+            idle_index=_frozen(which),
         )
 
     def need(self, workload: WorkloadFeatures, batch: int) -> np.ndarray:
@@ -367,7 +379,7 @@ class LazyRejections(Sequence[Rejected]):
         format_reason: Callable[[int], str],
     ) -> None:
         self._slots = slots
-        self._indices = tuple(int(i) for i in indices)
+        self._indices = tuple(map(int, indices))
         self._format = format_reason
 
     def __len__(self) -> int:

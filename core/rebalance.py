@@ -150,7 +150,7 @@ def plan_rebalance(
     predict_columns(np.arange(n_dev))
     # Each group alone on every device: the device time a moved deployment would take there,
     # without queueing or contention (as `recommend` estimates a newcomer's busy share).
-    alone = [alone_rows(r.workload, r.batch, fleet.matrix) for r in reps]  # type: ignore[arg-type]
+    alone = [alone_rows(r.workload, r.batch, fleet) for r in reps]  # type: ignore[arg-type]
     alone_pred = predictor.predict(np.concatenate([rows for rows, _ in alone]))
     starts = np.cumsum([0, *(len(rows) for rows, _ in alone)])
     alone50 = np.stack(
@@ -185,7 +185,7 @@ def plan_rebalance(
         [fleet.transfer_ms(r.workload, r.batch, settings.origin) for r in reps]  # type: ignore[arg-type]
     )[group_of]
     floor = np.stack(
-        [roofline_bound(feature_matrix(r.workload, r.batch, fleet.matrix, r.qps)) for r in reps]  # type: ignore[arg-type]
+        [roofline_bound(r.workload, r.batch, fleet.matrix) for r in reps]  # type: ignore[arg-type]
     )[group_of]
     own_util = np.array(
         [

@@ -55,17 +55,20 @@ from edgetop.core.placement import (
     admission_reason,
     corunner,
     device_ms,
-    distinct_rows,
     fmt_gib,
     fmt_ms,
-    idle_rows,
     memory_need,
     offered_util,
     offers_load,
     set_mix,
 )
 from edgetop.models.predictor import CONFIDENCE_SCALE
-from edgetop.models.schedfeatures import FEATURE_NAMES, CoRunner, DeviceFeatures, feature_matrix
+from edgetop.models.schedfeatures import (
+    CoRunner,
+    DeviceFeatures,
+    feature_matrix,
+    roofline_log_ms,
+)
 from edgetop.models.workload import WorkloadFeatures
 
 __all__ = [
@@ -82,14 +85,14 @@ __all__ = [
 
 # Rejection codes: predicted misses, hard limits found before predicting, unavailability.
 _OK, _SLO, _BUSY, _UNSCORED, _BOUND_BUSY, _BOUND_SLO, _MEMORY, _OFFLINE = range(8)
-_COL_COMPUTE = FEATURE_NAMES.index("log_compute_ms")
 ROOFLINE_SLACK = 2.0
 
 
-def roofline_bound(x: np.ndarray) -> np.ndarray:
-    """A lower bound on any batch's time for feature rows `x`: the roofline time at the
-    device's peak, with ROOFLINE_SLACK for peak figures that understate a device."""
-    return np.exp(x[:, _COL_COMPUTE]) / ROOFLINE_SLACK
+def roofline_bound(workload: WorkloadFeatures, batch: int, devices: np.ndarray) -> np.ndarray:
+    """A lower bound on any batch's time on each of `devices` (a device_matrix): the compute
+    roofline at the device's peak, with ROOFLINE_SLACK for peak figures that understate it."""
+    log_compute_ms, _ = roofline_log_ms(workload, batch, devices[:, 0], devices[:, 1])
+    return np.exp(log_compute_ms) / ROOFLINE_SLACK
 
 
 @dataclass(frozen=True)
@@ -212,12 +215,11 @@ def _score(
     settings: DecisionSettings,
 ) -> _Scored:
     n = len(fleet)
-    x = feature_matrix(request.workload, request.batch, fleet.matrix, request.qps)
     need = fleet.need(request.workload, request.batch)
     # Hard limits first, so the network only scores devices that could take the request:
     # offline, no memory, or hopeless even at the device's peak compute (a lower bound on
     # any batch's time, with ROOFLINE_SLACK for peak figures that understate a device).
-    bound = roofline_bound(x)
+    bound = roofline_bound(request.workload, request.batch, fleet.matrix)
     code = np.zeros(n, dtype=np.int8)
     code[fleet.util + offered_util(request.scenario, request.qps, request.batch, bound)
          > settings.util_cap] = _BOUND_BUSY  # fmt: skip
@@ -236,7 +238,8 @@ def _score(
             fleet.util, fleet.busy_power_w,
         )  # fmt: skip
         keep = live[np.argsort(proxy[live], kind="stable")[: settings.max_scored]]
-        code[np.setdiff1d(live, keep, assume_unique=True)] = _UNSCORED
+        code[live] = _UNSCORED
+        code[keep] = _OK
         live = np.sort(keep)
     p50 = np.full(n, np.nan)
     p99 = np.full(n, np.nan)
@@ -251,10 +254,11 @@ def _score(
         # query at a time: its p50 less the transfer is the device time of one batch without
         # queueing or contention, the basis of its busy share (the p50 there carries both,
         # and over-states it most where the device is shared). Devices alike share a row.
-        rows = x[live]
+        # Features of the scored devices only (at most max_scored of a large fleet).
+        rows = feature_matrix(request.workload, request.batch, fleet.matrix[live], request.qps)
         n_live = live.size
         if opens:
-            alone, same = alone_rows(request.workload, request.batch, fleet.matrix[live])
+            alone, same = alone_rows(request.workload, request.batch, fleet, live)
             rows = np.vstack([rows, alone])
         pred = predictor.predict(rows)
         if opens:
@@ -303,12 +307,15 @@ def newcomer_corunner(
 
 
 def alone_rows(
-    workload: WorkloadFeatures, batch: int, devices: np.ndarray
+    workload: WorkloadFeatures, batch: int, fleet: Fleet, devices: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows of `workload` alone on each of `devices` (a device_matrix), one query at a
-    time: (the distinct rows, the index of each device's row among them). Their p50 less the
-    input transfer is a batch's device time, without queueing or the co-runners' contention."""
-    return distinct_rows(feature_matrix(workload, batch, idle_rows(devices)))
+    """Feature rows of `workload` alone on each of `devices` (indices into `fleet`; default
+    all), one query at a time: (the distinct rows, the index of each device's row among
+    them). Their p50 less the input transfer is a batch's device time, without queueing or
+    the co-runners' contention."""
+    which = fleet.idle_index if devices is None else fleet.idle_index[devices]
+    used, same = np.unique(which, return_inverse=True)
+    return feature_matrix(workload, batch, fleet.idle_matrix[used]), same.reshape(-1)
 
 
 def _own_util(dep: Deployment) -> float:
@@ -358,17 +365,19 @@ def _resident_rows(
     `device` (the slot's features) the co-runner columns are rebuilt too: the other residents,
     then also the `newcomer`."""
     out = _ResidentRows([], [], [])
-    for dep in residents:
+    runners = [corunner(r, device, origin) for r in residents] if device is not None else []
+    for k, dep in enumerate(residents):
         if dep.workload is None or dep.slo_ms is None:
             continue
         alone = _without_itself(dep, device_row, mem_total, kind)
         joined = adjusted_rows(alone, newcomer_util, 1.0, -newcomer_need, mem_total)
+        both = np.vstack([alone, joined])  # one feature_matrix call for the pair
         if device is not None:
-            mates = _others(residents, dep, device, origin)
-            alone = set_mix(alone, [mates])
-            joined = set_mix(joined, [[*mates, newcomer] if newcomer is not None else mates])
-        out.before.append(feature_matrix(dep.workload, dep.batch, alone, dep.qps)[0])
-        out.after.append(feature_matrix(dep.workload, dep.batch, joined, dep.qps)[0])
+            mates = runners[:k] + runners[k + 1 :]
+            both = set_mix(both, [mates, [*mates, newcomer] if newcomer is not None else mates])
+        before, after = feature_matrix(dep.workload, dep.batch, both, dep.qps)
+        out.before.append(before)
+        out.after.append(after)
         out.residents.append(dep)
     return out
 

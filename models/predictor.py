@@ -67,6 +67,7 @@ SHIPPED_WEIGHTS = Path(__file__).with_name("weights") / "scheduler-weights.npz"
 WEIGHTS_ENV = "EDGETOP_WEIGHTS"
 DEFAULT_HIDDEN = (48, 48)
 DEFAULT_EPOCHS = 40
+ROW_BLOCK = 128  # rows per forward pass in inference (_member_outputs)
 
 
 class PredictorError(ModelError):
@@ -140,8 +141,17 @@ class LatencyPredictor:
         return tuple(int(w.shape[2]) for w in self.weights[:-1])
 
     def _member_outputs(self, x: np.ndarray) -> np.ndarray:
-        """Log-ms predictions of every member: (members, n, 2). In-place ReLUs and no
-        strided views: at 1,000 rows the cost is the matmuls, not temporaries."""
+        """Log-ms predictions of every member: (members, n, 2), in blocks of ROW_BLOCK rows:
+        a block's activations stay in the core's cache (256 rows at once take 1.4x as long as
+        two blocks of 128; docs/benchmarks.md)."""
+        if len(x) <= ROW_BLOCK:
+            return self._block_outputs(x)
+        blocks = [self._block_outputs(x[i : i + ROW_BLOCK]) for i in range(0, len(x), ROW_BLOCK)]
+        return np.concatenate(blocks, axis=1)
+
+    def _block_outputs(self, x: np.ndarray) -> np.ndarray:
+        """`_member_outputs` of one block. In-place ReLUs and no strided views: the cost is
+        the matmuls, not temporaries."""
         z = np.empty((len(x), x.shape[1] + 1), dtype=np.float32)
         np.multiply(x - self.x_mean, self._scale, out=z[:, :-1], casting="unsafe")
         z[:, -1] = 1.0  # the bias input

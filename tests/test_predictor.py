@@ -15,6 +15,7 @@ import pytest
 from edgetop.models.errors import ModelError
 from edgetop.models.predictor import (
     CONFIDENCE_SCALE,
+    ROW_BLOCK,
     SHIPPED_WEIGHTS,
     LatencyPredictor,
     PredictorError,
@@ -75,6 +76,19 @@ def test_prediction_shapes_and_invariants(trained: LatencyPredictor) -> None:
     assert np.all(prediction.p99_ms >= prediction.p50_ms)
     assert np.all((prediction.confidence > 0) & (prediction.confidence <= 1))
     assert trained.predict(np.zeros((0, D))).p50_ms.shape == (0,)
+
+
+def test_a_rows_prediction_does_not_depend_on_the_rows_beside_it(
+    trained: LatencyPredictor,
+) -> None:
+    # Inference runs in blocks of ROW_BLOCK rows: rows either side of a block boundary get what
+    # they get alone.
+    x, _ = toy_rows(2 * ROW_BLOCK + 5, seed=4)
+    together = trained.predict(x)
+    for i in (0, ROW_BLOCK - 1, ROW_BLOCK, 2 * ROW_BLOCK + 4):
+        alone = trained.predict(x[i : i + 1])
+        np.testing.assert_allclose(together.p99_ms[i], alone.p99_ms[0], rtol=1e-5)
+        np.testing.assert_allclose(together.confidence[i], alone.confidence[0], rtol=1e-4)
 
 
 def test_a_row_with_nan_gets_no_confidence(trained: LatencyPredictor) -> None:

@@ -3,6 +3,7 @@ reasons, confidence headroom, neighbours, corrections."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -415,6 +416,21 @@ def test_fleet_replace_rebuilds_only_changed_rows() -> None:
     np.testing.assert_array_equal(changed.matrix[[0, 2]], fleet.matrix[[0, 2]])
     assert Fleet.build(changed.slots).matrix.tolist() == changed.matrix.tolist()
     assert fleet.util.tolist() == [0.0, 0.0, 0.0]  # the old state is untouched
+    # Idle, the changed device is the one it was: load and memory in use are not in it.
+    assert changed.idle_index.tolist() == fleet.idle_index.tolist()
+    np.testing.assert_array_equal(changed.idle_matrix, fleet.idle_matrix)
+
+
+def test_devices_alike_share_one_idle_row() -> None:
+    def hot(name: str) -> DeviceSlot:
+        return DeviceSlot(name, "gpu0", dataclasses.replace(device(50.0), temp_c=85.0))
+
+    fleet = Fleet.build([slot("a", 50.0), slot("b", 50.0, util=0.7, free_gib=1.0), hot("c")])
+    assert fleet.idle_index[0] == fleet.idle_index[1]
+    assert fleet.idle_index[2] != fleet.idle_index[0]  # 40 °C against 90 °C, rounded
+    both_hot = fleet.replace({1: hot("b")})
+    assert both_hot.idle_index[1] == both_hot.idle_index[2] != both_hot.idle_index[0]
+    assert len(both_hot.idle_matrix) == 2
 
 
 def test_top_limits_candidates_and_empty_fleet() -> None:
