@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edgetop.core.corrections import Corrections
+from edgetop.core.neighbours import adjusted_rows, would_harm
 from edgetop.core.placement import (
     OBJECTIVES,
     Deployment,
@@ -40,11 +41,9 @@ from edgetop.core.placement import (
 from edgetop.core.recommend import (
     DEFAULT_SETTINGS,
     DecisionSettings,
-    adjusted_rows,
     alone_rows,
     objective_score,
     roofline_bound,
-    would_harm,
 )
 from edgetop.models.schedfeatures import feature_matrix
 

@@ -19,7 +19,8 @@ For one request over a fleet of n devices (all vectorised; n = 1,000 in a couple
    learned from the utilisation, co-location and co-runner columns: each resident's row has
    the others and the newcomer, at its predicted p50 and busy share, as co-runners), until
    `top` are kept. A resident with a measured p99 is judged by it times the slowdown the
-   network predicts (its row with the newcomer over its row as it runs now);
+   network predicts (its row with the newcomer over its row as it runs now):
+   core/neighbours.py;
 5. when none is kept, devices turned down only on the predicted p99 are offered as trials
    (`Candidate.trial`), ranked and neighbour-checked the same way: those predicted within the
    SLO but short of the headroom, and, where the ensemble is unsure, those whose p99 one
@@ -41,31 +42,30 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edgetop.core.corrections import Corrections
+from edgetop.core.neighbours import (
+    corunners_besides,
+    harm_reasons,
+    newcomer_corunner,
+    resident_rows,
+    without_itself,
+)
 from edgetop.core.placement import (
-    COL_COLOCATED,
-    COL_MEM_FREE_FRACTION,
-    COL_UTIL,
     Candidate,
-    Deployment,
     Fleet,
     LazyRejections,
     Predictor,
     Recommendation,
     Request,
     admission_reason,
-    corunner,
     device_ms,
     fmt_gib,
     fmt_ms,
-    memory_need,
     offered_util,
     offers_load,
     set_mix,
 )
 from edgetop.models.predictor import CONFIDENCE_SCALE
 from edgetop.models.schedfeatures import (
-    CoRunner,
-    DeviceFeatures,
     feature_matrix,
     roofline_log_ms,
 )
@@ -74,13 +74,10 @@ from edgetop.models.workload import WorkloadFeatures
 __all__ = [
     "DecisionSettings",
     "LearnedPolicy",
-    "adjusted_rows",
     "alone_rows",
-    "newcomer_corunner",
     "objective_score",
     "observed_corrections",
     "recommend",
-    "would_harm",
 ]
 
 # Rejection codes: predicted misses, hard limits found before predicting, unavailability.
@@ -158,23 +155,6 @@ def _objective_phrase(
     if objective == "balance":
         return f"{util_after:.0%} busy after, "
     return ""
-
-
-def adjusted_rows(
-    base: np.ndarray,
-    d_util: np.ndarray | float,
-    d_colocated: np.ndarray | float,
-    d_free_bytes: np.ndarray | float,
-    mem_total: np.ndarray | float,
-) -> np.ndarray:
-    """Device rows (a device_matrix) with their live state shifted: what a device would look
-    like with a deployment added (positive deltas) or taken away (negative)."""
-    rows = np.array(base, dtype=np.float64, copy=True)
-    rows[:, COL_UTIL] = np.clip(rows[:, COL_UTIL] + d_util, 0.0, 1.0)
-    rows[:, COL_COLOCATED] = np.maximum(rows[:, COL_COLOCATED] + d_colocated, 0.0)
-    free = rows[:, COL_MEM_FREE_FRACTION] + np.asarray(d_free_bytes) / np.maximum(mem_total, 1.0)
-    rows[:, COL_MEM_FREE_FRACTION] = np.clip(free, 0.0, 1.0)
-    return rows
 
 
 @dataclass(frozen=True)
@@ -284,28 +264,6 @@ def _score(
     return _Scored(p50, p99, confidence, factor, need, util_after, bound, code, score)
 
 
-def newcomer_corunner(
-    request: Request,
-    p50_ms: float,
-    device: DeviceFeatures,
-    origin: str,
-    busy: float | None = None,
-) -> CoRunner:
-    """The request as a co-runner of a device's residents, at its predicted p50 there (the
-    figure its worker would report once it runs) and, where estimated, its busy share."""
-    planned = Deployment(
-        id="(new)",
-        model=request.model,
-        batch=request.batch,
-        workload=request.workload,
-        scenario=request.scenario,
-        qps=request.qps,
-        p50_ms=p50_ms if np.isfinite(p50_ms) else None,
-        busy=None if busy is None else min(max(busy, 0.0), 1.0),
-    )
-    return corunner(planned, device, origin)
-
-
 def alone_rows(
     workload: WorkloadFeatures, batch: int, fleet: Fleet, devices: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -316,145 +274,6 @@ def alone_rows(
     which = fleet.idle_index if devices is None else fleet.idle_index[devices]
     used, same = np.unique(which, return_inverse=True)
     return feature_matrix(workload, batch, fleet.idle_matrix[used]), same.reshape(-1)
-
-
-def _own_util(dep: Deployment) -> float:
-    if dep.p50_ms is None:
-        return 0.0
-    return float(offered_util(dep.scenario, dep.qps, dep.batch, np.array([dep.p50_ms]))[0])
-
-
-def _others(
-    residents: Sequence[Deployment], dep: Deployment, device: DeviceFeatures, origin: str
-) -> list[CoRunner]:
-    return [corunner(r, device, origin) for r in residents if r is not dep]
-
-
-def _without_itself(
-    dep: Deployment, device_row: np.ndarray, mem_total: float, kind: str
-) -> np.ndarray:
-    """The device row `dep` sees of its device: its own load, slot and memory taken out, the
-    way the network was trained (a row describes the device before the workload joins)."""
-    own = memory_need(dep.workload, dep.batch, kind) if dep.workload is not None else 0.0
-    return adjusted_rows(device_row[None, :], -_own_util(dep), -1.0, own, mem_total)
-
-
-@dataclass(frozen=True)
-class _ResidentRows:
-    """Each checked resident's feature row before a newcomer joins (as it runs now) and after."""
-
-    before: list[np.ndarray]
-    after: list[np.ndarray]
-    residents: list[Deployment]
-
-
-def _resident_rows(
-    newcomer_util: float,
-    newcomer_need: float,
-    device_row: np.ndarray,
-    mem_total: float,
-    kind: str,
-    residents: Sequence[Deployment],
-    device: DeviceFeatures | None = None,
-    newcomer: CoRunner | None = None,
-    origin: str = DEFAULT_SETTINGS.origin,
-) -> _ResidentRows:
-    """Feature rows of each resident (with a workload and an SLO) on a device in state
-    `device_row`, as it runs now and once a newcomer (its offered utilisation and memory)
-    joins: the device's state without the resident itself, then plus the newcomer. With
-    `device` (the slot's features) the co-runner columns are rebuilt too: the other residents,
-    then also the `newcomer`."""
-    out = _ResidentRows([], [], [])
-    runners = [corunner(r, device, origin) for r in residents] if device is not None else []
-    for k, dep in enumerate(residents):
-        if dep.workload is None or dep.slo_ms is None:
-            continue
-        alone = _without_itself(dep, device_row, mem_total, kind)
-        joined = adjusted_rows(alone, newcomer_util, 1.0, -newcomer_need, mem_total)
-        both = np.vstack([alone, joined])  # one feature_matrix call for the pair
-        if device is not None:
-            mates = runners[:k] + runners[k + 1 :]
-            both = set_mix(both, [mates, [*mates, newcomer] if newcomer is not None else mates])
-        before, after = feature_matrix(dep.workload, dep.batch, both, dep.qps)
-        out.before.append(before)
-        out.after.append(after)
-        out.residents.append(dep)
-    return out
-
-
-def _harm_reasons(
-    groups: Sequence[tuple[int, str, _ResidentRows]],
-    predictor: Predictor,
-    corrections: Corrections | None,
-    settings: DecisionSettings,
-) -> dict[int, str]:
-    """One prediction for the residents of several devices: device -> the first resident it
-    would push past its SLO (devices where none would be are absent).
-
-    A resident whose p99 is measured is anchored to it: its p99 after is the measured one
-    times the slowdown the network predicts from the newcomer (after / before, at least 1), so
-    the network's error on that resident in that state cancels out. One without a measurement
-    yet takes the network's p99 after, corrected per (model, device, batch)."""
-    after = [r for _, _, g in groups for r in g.after]
-    if not after:
-        return {}
-    before = [r for _, _, g in groups for r in g.before]
-    pred = predictor.predict(np.stack([*after, *before]))
-    n = len(after)
-    p99_after, p99_before = pred.p99_ms[:n], pred.p99_ms[n:]
-    headroom = settings.headroom(np.asarray(pred.confidence[:n], dtype=np.float64))
-    harm: dict[int, str] = {}
-    k = 0
-    for i, key, g in groups:
-        for dep in g.residents:
-            assert dep.slo_ms is not None
-            if dep.p99_ms:
-                now = f"from p99 {fmt_ms(dep.p99_ms)} ms "
-                p99 = dep.p99_ms * max(float(p99_after[k] / p99_before[k]), 1.0)
-            else:
-                now = ""
-                f = corrections.factor(dep.model, key, batch=dep.batch) if corrections else 1.0
-                p99 = float(p99_after[k]) * f
-            if i not in harm and p99 * (1.0 + float(headroom[k])) > dep.slo_ms:
-                harm[i] = (
-                    f"would push {dep.id} ({dep.model}) {now}to p99 {fmt_ms(p99)} ms "
-                    f"> its SLO {fmt_ms(dep.slo_ms)} ms"
-                )
-            k += 1
-    return harm
-
-
-def would_harm(
-    newcomer_util: float,
-    newcomer_need: float,
-    device_row: np.ndarray,
-    mem_total: float,
-    kind: str,
-    key: str,
-    residents: Sequence[Deployment],
-    predictor: Predictor,
-    corrections: Corrections | None,
-    settings: DecisionSettings,
-    *,
-    device: DeviceFeatures | None = None,
-    newcomer: CoRunner | None = None,
-) -> str | None:
-    """Why adding a deployment to a device in state `device_row` would push one of its
-    `residents` past its SLO, or None if none would be predicted to. `device` (the slot's
-    features) and `newcomer` (the deployment as a co-runner) rebuild the residents' co-runner
-    columns; without them those columns stay as `device_row` has them."""
-    rows = _resident_rows(
-        newcomer_util,
-        newcomer_need,
-        device_row,
-        mem_total,
-        kind,
-        residents,
-        device,
-        newcomer,
-        settings.origin,
-    )
-    return _harm_reasons([(0, key, rows)], predictor, corrections, settings).get(0)
 
 
 def _neighbour_harm(
@@ -472,7 +291,7 @@ def _neighbour_harm(
         slot = fleet.slots[i]
         if slot.deployments:
             busy = float(s.util_after[i] - fleet.util[i])
-            rows = _resident_rows(
+            rows = resident_rows(
                 busy,
                 float(s.need[i]),
                 fleet.matrix[i],
@@ -484,7 +303,7 @@ def _neighbour_harm(
                 settings.origin,
             )
             groups.append((i, slot.key, rows))
-    return _harm_reasons(groups, predictor, corrections, settings)
+    return harm_reasons(groups, predictor, corrections, settings)
 
 
 def recommend(
@@ -642,10 +461,12 @@ def observed_corrections(
         for dep in slot.deployments:
             if dep.workload is None or not dep.p99_ms:
                 continue
-            device = _without_itself(
+            device = without_itself(
                 dep, fleet.matrix[i], float(fleet.mem_total[i]), slot.features.kind
             )
-            device = set_mix(device, [_others(slot.deployments, dep, slot.features, origin)])
+            device = set_mix(
+                device, [corunners_besides(slot.deployments, dep, slot.features, origin)]
+            )
             rows.append(feature_matrix(dep.workload, dep.batch, device, dep.qps)[0])
             seen.append((dep.model, dep.batch, slot.key, dep.p50_ms, dep.p99_ms))
     if not rows:
