@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgetop.core.corrections import Corrections
+from edgetop.core.decision_settings import DecisionSettings
 from edgetop.core.placement import (
     COL_COLOCATED,
     COL_MEM_FREE_FRACTION,
@@ -34,9 +34,6 @@ from edgetop.core.placement import (
     set_mix,
 )
 from edgetop.models.schedfeatures import CoRunner, DeviceFeatures, feature_matrix
-
-if TYPE_CHECKING:  # recommend imports this module; settings are only passed through here
-    from edgetop.core.recommend import DecisionSettings
 
 __all__ = [
     "ResidentRows",

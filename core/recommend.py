@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edgetop.core.corrections import Corrections
+from edgetop.core.decision_settings import DEFAULT_SETTINGS, DecisionSettings
 from edgetop.core.neighbours import (
     corunners_besides,
     harm_reasons,
@@ -64,14 +65,11 @@ from edgetop.core.placement import (
     offers_load,
     set_mix,
 )
-from edgetop.models.predictor import CONFIDENCE_SCALE
-from edgetop.models.schedfeatures import (
-    feature_matrix,
-    roofline_log_ms,
-)
+from edgetop.models.schedfeatures import feature_matrix, roofline_log_ms
 from edgetop.models.workload import WorkloadFeatures
 
 __all__ = [
+    "DEFAULT_SETTINGS",
     "DecisionSettings",
     "LearnedPolicy",
     "alone_rows",
@@ -90,37 +88,6 @@ def roofline_bound(workload: WorkloadFeatures, batch: int, devices: np.ndarray) 
     roofline at the device's peak, with ROOFLINE_SLACK for peak figures that understate it."""
     log_compute_ms, _ = roofline_log_ms(workload, batch, devices[:, 0], devices[:, 1])
     return np.exp(log_compute_ms) / ROOFLINE_SLACK
-
-
-@dataclass(frozen=True)
-class DecisionSettings:
-    margin: float = 0.03  # headroom on predicted p99 at full confidence
-    uncertainty: float = 0.15  # extra headroom at zero confidence
-    util_cap: float = 0.85  # highest predicted utilisation a device may reach
-    top: int = 5  # candidates kept
-    check_neighbours: bool = True
-    origin: str = "edge"  # where queries come from (the transfer in predicted latency)
-    observed_confidence: float = 0.8  # confidence where the model was seen running
-    max_scored: int | None = 256  # devices the network scores per decision (None: all)
-    # When no device is predicted to meet the SLO with headroom, offer as a trial a device
-    # predicted to meet it without the headroom, or, where the ensemble is unsure (confidence
-    # under trial_confidence), one whose p99 this many ensemble standard deviations lower
-    # meets it: a refusal would learn nothing, the first run's latency settles the question.
-    # None: never.
-    trial_sigmas: float | None = 1.0
-    trial_confidence: float = 0.5
-
-    def headroom(self, confidence: np.ndarray) -> np.ndarray:
-        return self.margin + (1.0 - np.clip(confidence, 0.0, 1.0)) * self.uncertainty
-
-    def optimistic(self, p99_ms: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-        """The trial bound: p99 that many ensemble spreads lower (the spread read back from
-        the confidence, exp(-CONFIDENCE_SCALE x std of log p99))."""
-        spread = -np.log(np.clip(confidence, 1e-9, 1.0)) / CONFIDENCE_SCALE
-        return p99_ms * np.exp(-(self.trial_sigmas or 0.0) * spread)
-
-
-DEFAULT_SETTINGS = DecisionSettings()
 
 
 def objective_score(
@@ -230,11 +197,11 @@ def _score(
     # time. A closed loop takes what the others leave and offers no load (offered_util).
     opens = offers_load(request.scenario, request.qps)
     if live.size:
-        # Besides the request as it would run there, the request alone on each device, one
-        # query at a time: its p50 less the transfer is the device time of one batch without
-        # queueing or contention, the basis of its busy share (the p50 there carries both,
-        # and over-states it most where the device is shared). Devices alike share a row.
-        # Features of the scored devices only (at most max_scored of a large fleet).
+        # Features of the scored devices only (at most max_scored of a large fleet). Besides
+        # the request as it would run there, the request alone on each device, one query at a
+        # time: its p50 less the transfer is the device time of one batch without queueing or
+        # contention, the basis of its busy share (the p50 there carries both, and over-states
+        # it most where the device is shared). Devices alike share an alone row.
         rows = feature_matrix(request.workload, request.batch, fleet.matrix[live], request.qps)
         n_live = live.size
         if opens:
